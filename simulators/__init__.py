@@ -1,0 +1,1 @@
+"""Simulators: the generated face + speech corpus (``simulators.corpus``) and, later, simulated users."""
