@@ -15,7 +15,7 @@ def test_index_and_name_round_trip(i, name):
 
 
 def test_unknown_names_and_indices_are_refused_with_the_allowed_set():
-    with pytest.raises(ValueError, match="surprise.*anger, disgust"):
+    with pytest.raises(ValueError, match=r"surprise.*anger, disgust"):
         emotion_index("surprise")
     with pytest.raises(ValueError, match="out of range"):
         emotion_name(6)

@@ -27,6 +27,16 @@ class HaarParams:
     min_neighbors: int = 4
     min_size_frac: float = 0.2
 
+    def __post_init__(self) -> None:
+        from mer_gym.config import ConfigError
+
+        if not self.scale_factor > 1.0:
+            raise ConfigError(f"haar.scale_factor = {self.scale_factor!r}: expected > 1.0 (e.g. 1.1)")
+        if not isinstance(self.min_neighbors, int) or self.min_neighbors < 0:
+            raise ConfigError(f"haar.min_neighbors = {self.min_neighbors!r}: expected an integer >= 0")
+        if not 0.0 < self.min_size_frac <= 1.0:
+            raise ConfigError(f"haar.min_size_frac = {self.min_size_frac!r}: expected a value in (0, 1]")
+
 
 DEFAULT_HAAR = HaarParams()
 
@@ -54,7 +64,7 @@ def detect_faces(gray: np.ndarray, params: HaarParams = DEFAULT_HAAR) -> np.ndar
         raise ValueError(
             f"detect_faces expects a 2-D uint8 grayscale image, got shape {gray.shape} dtype {gray.dtype}"
         )
-    side = max(1, int(round(min(gray.shape) * params.min_size_frac)))
+    side = max(1, round(min(gray.shape) * params.min_size_frac))
     boxes = load_cascade().detectMultiScale(
         gray,
         scaleFactor=params.scale_factor,
