@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
-	$(BIN)/mer-gym corpus --preset default --out $(OUT)/corpus-default --overwrite
+	$(BIN)/mer-gym corpus --preset default --out $(OUT)/corpus-default --overwrite --jobs 2
 
 lint: venv
 	$(BIN)/ruff check .

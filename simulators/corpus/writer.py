@@ -340,7 +340,11 @@ def summarize(manifest: pd.DataFrame) -> str:
         if (c.startswith("face_") or c.startswith("speech_")) and pd.api.types.is_numeric_dtype(manifest[c])
     ]
     if numeric:
-        stats = manifest[numeric].agg(["mean", "min", "max"]).T.round(3)
-        lines.append("\ncapture conditions (over the rows of their modality):")
+        values = manifest[numeric].astype(float)
+        share_off = np.isinf(values).mean()  # inf = condition absent (no noise, no room)
+        stats = values.replace([np.inf, -np.inf], np.nan).agg(["mean", "min", "max"]).T
+        stats["share_absent"] = share_off
+        stats = stats.round(3)
+        lines.append("\ncapture conditions (finite values; share_absent: inf = not applied):")
         lines.append(stats.to_string())
     return "\n".join(lines)
