@@ -382,8 +382,7 @@ def test_ravdess_bad_names(tmp_path, name, message):
 
 def test_ravdess_faces_middle_frame_dedup_and_pairing(tmp_path):
     actor = tmp_path / "Actor_01"
-    if not write_video(actor / "01-01-05-02-02-01-01.mp4", 7):
-        pytest.skip("cv2.VideoWriter cannot write mp4v here")
+    assert write_video(actor / "01-01-05-02-02-01-01.mp4", 7), "cv2.VideoWriter cannot write mp4v here: the video loaders are untested"
     write_video(actor / "02-01-05-02-02-01-01.mp4", 7)  # the same take, video-only
     write_video(actor / "01-01-02-01-01-01-01.mp4", 3)  # calm: dropped
     write_ravdess(tmp_path, ("03-01-05-02-02-01-01", "03-01-01-01-01-01-01"))
@@ -416,8 +415,7 @@ def test_ravdess_faces_middle_frame_dedup_and_pairing(tmp_path):
 
 def test_middle_frame_seek_and_sequential_agree_and_corrupt_video_raises(tmp_path):
     path = tmp_path / "v.mp4"
-    if not write_video(path, 9):
-        pytest.skip("cv2.VideoWriter cannot write mp4v here")
+    assert write_video(path, 9), "cv2.VideoWriter cannot write mp4v here: the video loaders are untested"
     sought, meta = read_middle_frame(path)
     decoded, meta2 = read_middle_frame(path, seek=False)
     assert meta["frame_index"] == meta2["frame_index"] == 4 and np.array_equal(sought, decoded)
@@ -473,8 +471,7 @@ def test_cremad_empty_wav_and_faces(tmp_path):
         load_cremad_speech(tmp_path)
     assert load_cremad_speech(tmp_path, on_error="skip").counts_by_reason() == {"empty audio": 1}
     video = tmp_path / "VideoFlash"
-    if not write_video(video / "1001_IEO_ANG_HI.flv", 5):
-        pytest.skip("cv2.VideoWriter cannot write flv here")
+    assert write_video(video / "1001_IEO_ANG_HI.flv", 5), "cv2.VideoWriter cannot write flv here: the video loaders are untested"
     write_video(video / "1001_IEO_ANG_HI.mp4", 5)
     faces = load_cremad_faces(tmp_path)
     assert [(r.subject, r.label, r.meta["frame_index"]) for r in faces.records] == [
