@@ -93,3 +93,13 @@ def check_interval(where: str, interval: tuple[float, float], low: float, high: 
         raise ConfigError(
             f"{where} = {list(interval)!r}: expected [min, max] with {low} <= min <= max <= {high}"
         )
+
+
+def parse_yaml(text: str, *, where: str) -> Any:
+    """``yaml.safe_load`` of ``text``; a syntax error becomes a ConfigError naming ``where``."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc

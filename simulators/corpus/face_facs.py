@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import yaml
 
-from mer_gym.config import ConfigError, check_interval, check_range
+from mer_gym.config import ConfigError, check_interval, check_range, parse_yaml
 from mer_gym.labels import EMOTIONS
 
 EXPRESSION_BOUNDS: Final[dict[str, tuple[float, float]]] = {
@@ -234,11 +233,7 @@ def _default_table() -> FacsTable:
 
 
 def _parse(text: str, where: str) -> FacsTable:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
-    return _table_from_mapping(data, where)
+    return _table_from_mapping(parse_yaml(text, where=where), where)
 
 
 def au_activations(

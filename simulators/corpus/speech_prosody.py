@@ -16,9 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
-from mer_gym.config import ConfigError, check_interval, check_range, from_mapping
+from mer_gym.config import ConfigError, check_interval, check_range, from_mapping, parse_yaml
 from mer_gym.labels import EMOTIONS, NEUTRAL, validate_emotion
 
 CONSONANT_KINDS: Final[tuple[str, ...]] = ("fricative", "plosive", "voiced", "none")
@@ -307,8 +305,4 @@ def _default_table() -> ProsodyTable:
 
 
 def _parse(text: str, where: str) -> ProsodyTable:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
-    return _table_from_mapping(data, where)
+    return _table_from_mapping(parse_yaml(text, where=where), where)

@@ -37,7 +37,7 @@ import yaml
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from mer_gym.config import ConfigError, check_interval, from_mapping
+from mer_gym.config import ConfigError, check_interval, from_mapping, parse_yaml
 from mer_gym.labels import EMOTIONS, NEUTRAL, emotion_index, validate_emotion
 from simulators.corpus.faces import FaceConditionSpec, render_face
 from simulators.corpus.persons import SPLITS, ExpressivitySpec, Person, sample_people
@@ -147,11 +147,7 @@ def load_preset(name_or_path: str | Path) -> CorpusPreset:
             )
         text = (resources.files("simulators.corpus") / "presets" / f"{name_or_path}.yaml").read_text()
         where = f"preset {name_or_path!r}"
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
-    return from_mapping(CorpusPreset, data, where=where)
+    return from_mapping(CorpusPreset, parse_yaml(text, where=where), where=where)
 
 
 def _conditions_row(prefix: str, conditions: Any) -> dict[str, Any]:
