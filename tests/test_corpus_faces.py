@@ -179,7 +179,7 @@ def test_face_offset_moves_the_detection_box() -> None:
     for dx in (-0.15, 0.15):
         cond = dataclasses.replace(CLEAN, offset_x=dx, face_scale=0.45)
         box = largest_face(detect_faces(_render(face, "neutral", 0.0, conditions=cond)))
-        assert box is not None
+        assert box is not None, f"Haar found no face at offset_x={dx}"
         centres.append(box[0] + box[2] / 2)
     assert centres[1] - centres[0] == pytest.approx(0.3 * 160, abs=8)
 
