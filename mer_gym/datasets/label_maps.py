@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
 
-import yaml
-
-from mer_gym.config import ConfigError
+from mer_gym.config import ConfigError, parse_yaml
 from mer_gym.datasets.records import DatasetError
 from mer_gym.labels import EMOTIONS
 
@@ -117,7 +115,7 @@ class LabelScheme:
 @functools.cache
 def _default_scheme(dataset: str) -> LabelScheme:
     text = (resources.files("mer_gym.datasets") / "label_maps.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = parse_yaml(text, where="mer_gym/datasets/label_maps.yaml")
     if dataset not in data:
         raise ConfigError(f"label_maps.yaml has no entry for {dataset!r}")
     entry = data[dataset]
