@@ -4,6 +4,8 @@ Subcommands:
     corpus    generate a corpus from a preset and print its summary
     summary   print the summary of a corpus already on disk
     presets   list the shipped corpus presets
+    embed     run the frozen models over a corpus and write its embedding bank
+    models    train / evaluate the face CNN, speech LSTM and fusion head; print the card table
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from mer_gym.config import ConfigError
+from mer_gym.models.frozen import FrozenModelError
 
 
 def _cmd_corpus(args: argparse.Namespace) -> int:
@@ -41,6 +44,66 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models_train(args: argparse.Namespace) -> int:
+    from mer_gym.models.pipeline import train_all
+    from mer_gym.models.train import load_train_config
+
+    cfg = load_train_config(args.config, seed=args.seed)
+    log = train_all(
+        args.corpus, args.out, cfg, n_jobs=args.jobs, progress=not args.quiet, overwrite=args.overwrite
+    )
+    print(
+        f"trained into {args.out} in {log['total_wall_time_s']:.0f} s "
+        f"(face {log['face']['epochs_run']} epochs, speech {log['speech']['epochs_run']}, "
+        f"fusion {log['fusion']['epochs_run']}); config in {args.out}/train_config.json"
+    )
+    if not args.no_evaluate:
+        args.models_dir = args.out
+        return _cmd_models_evaluate(args)
+    return 0
+
+
+def _cmd_models_evaluate(args: argparse.Namespace) -> int:
+    from mer_gym.models.pipeline import evaluate_dir
+
+    evaluate_dir(args.corpus, args.models_dir, n_jobs=args.jobs, progress=not args.quiet)
+    return _cmd_models_table(args)
+
+
+def _cmd_models_table(args: argparse.Namespace) -> int:
+    from mer_gym.models.cards import headline_table
+
+    print(headline_table(args.models_dir))
+    return 0
+
+
+def _models_parser(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="train, evaluate and tabulate the perception models")
+    msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+
+    p = msub.add_parser("train", help="train the three models on a generated corpus, then card them")
+    p.add_argument("--corpus", required=True, help="folder written by `mer-gym corpus`")
+    p.add_argument("--out", required=True, help="folder for the models, config and cards")
+    p.add_argument("--config", help="YAML/JSON training config (TrainConfig fields); defaults otherwise")
+    p.add_argument("--seed", type=int, help="overrides the config's seed")
+    p.add_argument("--jobs", type=int, default=1, help="preprocessing worker processes")
+    p.add_argument("--overwrite", action="store_true", help="replace models already in --out")
+    p.add_argument("--no-evaluate", action="store_true", help="skip the held-out evaluation and cards")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_models_train)
+
+    p = msub.add_parser("evaluate", help="score trained models on held-out identities; write cards")
+    p.add_argument("--corpus", required=True, help="the corpus the models were trained on")
+    p.add_argument("--models-dir", default=None, help="folder of the models (default: frozen_models/)")
+    p.add_argument("--jobs", type=int, default=1, help="rendering worker processes")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_models_evaluate)
+
+    p = msub.add_parser("table", help="print the headline accuracy table from the model cards")
+    p.add_argument("--models-dir", default=None, help="folder of the cards (default: frozen_models/)")
+    p.set_defaults(func=_cmd_models_table)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mer-gym",
@@ -62,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("presets", help="list the shipped corpus presets")
     p.set_defaults(func=_cmd_presets)
+
+    from mer_gym.bank import add_embed_command
+
+    add_embed_command(sub)
+    _models_parser(sub)
     return parser
 
 
@@ -69,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileExistsError, FileNotFoundError) as exc:
+    except (ConfigError, FileExistsError, FileNotFoundError, FrozenModelError) as exc:
         print(f"mer-gym {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

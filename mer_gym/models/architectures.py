@@ -122,7 +122,7 @@ def build_fusion_head(n_classes: int = N_CLASSES, *, l2: float = 1e-4) -> keras.
     ``w_speech = 1 - w_face``. The first dense layer is linear in the scaled embeddings, so
     ``z = w_face · (e_face @ W_face) + w_speech · (e_speech @ W_speech) + b``: the embedding bank
     stores the two per-sample projections and evaluates the head for any weight cheaply
-    (:func:`mer_gym.models.fusion.fused_softmax`).
+    (:meth:`mer_gym.models.fusion.FusionProjection.fused_softmax`).
     """
     _check_classes(n_classes)
     e_face = keras.Input((EMBEDDING_DIM,), name="face_embedding")
@@ -147,6 +147,8 @@ def embedding_model(model: keras.Model) -> keras.Model:
         try:
             layer = model.get_layer(name)
         except ValueError:
+            continue
+        if isinstance(layer, keras.layers.InputLayer):
             continue
         return keras.Model(model.inputs, [layer.output, model.output], name=f"{model.name}_embed")
     raise ValueError(

@@ -89,3 +89,32 @@ def load_model(name: str, directory: str | Path | None = None, *, verify_hash: b
 def _check_name(name: str) -> None:
     if name not in MODEL_NAMES:
         raise FrozenModelError(f"unknown model {name!r}: expected one of {', '.join(MODEL_NAMES)}")
+
+
+def write_card(name: str, directory: str | Path, fields: dict[str, Any] | None = None) -> Path:
+    """Write (or update) ``<name>.card.json`` beside ``<name>.keras`` with the file's sha256 and
+    parameter count, merged with ``fields``; returns the card's path.
+
+    Cards written by ``mer-gym models evaluate`` add the training and evaluation sections.
+    """
+    import keras
+
+    _check_name(name)
+    path = model_path(name, directory)
+    if not path.is_file():
+        raise FrozenModelError(f"{path} not found: save the model before writing its card")
+    cpath = card_path(name, directory)
+    card: dict[str, Any] = json.loads(cpath.read_text()) if cpath.is_file() else {}
+    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    card.update(
+        {
+            "name": name,
+            "file": path.name,
+            "sha256": file_sha256(path),
+            "size_bytes": path.stat().st_size,
+            "params": int(model.count_params()),
+        }
+    )
+    card.update(fields or {})
+    cpath.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    return cpath

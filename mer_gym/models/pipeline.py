@@ -54,6 +54,9 @@ def train_all(
             f"{out} already holds {', '.join(existing)}: pass overwrite=True (--overwrite) or another --out"
         )
     out.mkdir(parents=True, exist_ok=True)
+    for name in ("face_cnn", "speech_lstm", "fusion_head"):  # stale cards would fail the sha256 check
+        for suffix in (".card.json", ".md"):
+            (out / f"{name}{suffix}").unlink(missing_ok=True)
     t0 = time.perf_counter()
     arrays = corpus_arrays(corpus, n_jobs=n_jobs, progress=progress)
     train, val = arrays.split("train"), arrays.split("val")
@@ -107,3 +110,33 @@ def _plain(obj: Any) -> Any:
     import dataclasses
 
     return json.loads(json.dumps(dataclasses.asdict(obj), default=str))
+
+
+def evaluate_dir(
+    corpus: str | Path, models_dir: str | Path | None, *, n_jobs: int = 1, progress: bool = True
+) -> dict[str, Any]:
+    """Evaluate the three models in ``models_dir`` on ``corpus``' held-out identities and write
+    their cards (the training log and config are read from the same folder)."""
+    from mer_gym.models.cards import write_cards
+    from mer_gym.models.evaluate import evaluate_all
+    from mer_gym.models.frozen import MODEL_NAMES, card_path, default_dir, load_model
+
+    models_dir = Path(models_dir) if models_dir is not None else default_dir()
+    for f in (TRAIN_CONFIG, TRAINING_LOG):
+        if not (models_dir / f).is_file():
+            raise FileNotFoundError(
+                f"{models_dir / f} not found: evaluate a folder written by `mer-gym models train`"
+            )
+    # A carded model must match its card; a freshly trained one has no card yet.
+    models = {
+        name: load_model(name, models_dir, verify_hash=card_path(name, models_dir).is_file())
+        for name in MODEL_NAMES
+    }
+    evaluation = evaluate_all(corpus, models, n_jobs=n_jobs, progress=progress)
+    write_cards(
+        models_dir,
+        evaluation=evaluation,
+        training=json.loads((models_dir / TRAINING_LOG).read_text()),
+        train_config=json.loads((models_dir / TRAIN_CONFIG).read_text()),
+    )
+    return evaluation

@@ -39,9 +39,9 @@ from tqdm.auto import tqdm
 
 from mer_gym.config import ConfigError, check_interval, from_mapping, parse_yaml
 from mer_gym.labels import EMOTIONS, NEUTRAL, emotion_index, validate_emotion
-from simulators.corpus.faces import FaceConditionSpec, render_face
+from simulators.corpus.faces import FaceConditions, FaceConditionSpec, render_face
 from simulators.corpus.persons import SPLITS, ExpressivitySpec, Person, sample_people
-from simulators.corpus.speech import SpeechConditionSpec, synthesize
+from simulators.corpus.speech import SpeechConditions, SpeechConditionSpec, synthesize
 
 MANIFEST = "manifest.parquet"
 PERSONS = "persons.parquet"
@@ -159,18 +159,28 @@ def sample_id(person: Person, emotion: str, k: int) -> str:
 
 
 def generate_sample(
-    preset: CorpusPreset, person: Person, emotion: str, k: int
+    preset: CorpusPreset,
+    person: Person,
+    emotion: str,
+    k: int,
+    *,
+    face_conditions: FaceConditions | None = None,
+    speech_conditions: SpeechConditions | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """Render sample ``k`` of ``person`` feeling ``emotion``: (frame, waveform, two manifest rows).
 
     The sample's generator is seeded by (preset seed, person index, emotion, k) and split into
-    independent streams for the draw of intensity, the face and the voice.
+    independent streams for the draw of intensity, the face and the voice. ``face_conditions`` /
+    ``speech_conditions`` replace the preset's sampled capture conditions (the draw still happens,
+    so the same moment is rendered under every override: what a per-condition evaluation needs).
     """
     seq = np.random.SeedSequence([preset.seed, 1, person.index, emotion_index(emotion), k])
     rng_sample, rng_face, rng_voice = (np.random.default_rng(s) for s in seq.spawn(3))
     intensity = 0.0 if emotion == NEUTRAL else float(rng_sample.uniform(*preset.intensity))
     face_cond = preset.face_conditions.sample(rng_face)
     voice_cond = preset.speech_conditions.sample(rng_voice)
+    face_cond = face_conditions if face_conditions is not None else face_cond
+    voice_cond = speech_conditions if speech_conditions is not None else voice_cond
     face_intensity = intensity * person.facial_expressivity
     voice_intensity = intensity * person.vocal_expressivity
     frame = render_face(person.face, emotion, face_intensity, face_cond, rng_face, size=preset.face_size)
