@@ -17,7 +17,7 @@ process uses ``--threads`` CPU threads (default 1, as on a small edge core). The
 al. 2026) claims 35-120 ms per sample on edge devices and a 120 MB footprint.
 
 The TFLite files are taken from ``--models-dir`` (``face_cnn_float32.tflite``, ...); with
-``--export`` missing ones are exported to a temporary folder first
+``--export``, when any is missing, all four are exported to a temporary folder first
 (:func:`mer_gym.models.export.export_all`, int8 calibrated on training samples of ``--corpus``).
 ``--json`` writes every number (and the export's sizes and sha256s) for the README and cards.
 """
@@ -142,20 +142,26 @@ def worker(args: argparse.Namespace) -> dict:
 # Parent: data, exports, one worker per model and runtime, the table
 
 
+def _missing_tflite(args: argparse.Namespace) -> list[str]:
+    from mer_gym.models.export import TFLITE_FILES
+
+    missing = [f for f in TFLITE_FILES if not (Path(args.models_dir) / f).is_file()]
+    if missing and not args.export:
+        sys.exit(
+            f"{args.models_dir} lacks {', '.join(missing)}: pass --export to export them to a "
+            "temporary folder first (or write them with mer_gym.models.export.export_all)"
+        )
+    return missing
+
+
 def _prepare_tflite(
-    args: argparse.Namespace, arrays
+    args: argparse.Namespace, arrays, missing: list[str]
 ) -> tuple[Path, dict, tempfile.TemporaryDirectory | None]:
-    from mer_gym.models.export import TFLITE_FILES, export_all
+    from mer_gym.models.export import export_all
 
     models_dir = Path(args.models_dir)
-    missing = [f for f in TFLITE_FILES if not (models_dir / f).is_file()]
     if not missing:
         return models_dir, {}, None
-    if not args.export:
-        sys.exit(
-            f"{models_dir} lacks {', '.join(missing)}: pass --export to export them to a temporary "
-            "folder first (or write them with mer_gym.models.export.export_all)"
-        )
     tmp = tempfile.TemporaryDirectory(prefix="mer-gym-tflite-")
     print(
         f"exporting TFLite models of {models_dir} (int8 calibrated on train samples) ...",
@@ -273,13 +279,14 @@ def main() -> None:
         sys.exit(
             f"{models_dir} lacks {', '.join(missing)}: train with `mer-gym models train` or pass --models-dir"
         )
+    missing_tflite = _missing_tflite(args)  # before the (possibly slow) preprocessing
     arrays = corpus_arrays(args.corpus, progress=False)
     split = arrays.split(args.split)
     if len(split) == 0:
         sys.exit(
             f"split {args.split!r} of {args.corpus} is empty: use one of train, val, test, user_pool"
         )
-    tflite_dir, export_info, tmp = _prepare_tflite(args, arrays)
+    tflite_dir, export_info, tmp = _prepare_tflite(args, arrays, missing_tflite)
     labels = split.labels
 
     rows = []

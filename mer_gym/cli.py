@@ -49,15 +49,19 @@ def _cmd_models_train(args: argparse.Namespace) -> int:
     from mer_gym.models.train import load_train_config
 
     cfg = load_train_config(args.config, seed=args.seed)
+    steps = tuple(s.strip() for s in args.steps.split(",") if s.strip())
     log = train_all(
-        args.corpus, args.out, cfg, n_jobs=args.jobs, progress=not args.quiet, overwrite=args.overwrite
+        args.corpus,
+        args.out,
+        cfg,
+        steps=steps,
+        n_jobs=args.jobs,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
     )
-    print(
-        f"trained into {args.out} in {log['total_wall_time_s']:.0f} s "
-        f"(face {log['face']['epochs_run']} epochs, speech {log['speech']['epochs_run']}, "
-        f"fusion {log['fusion']['epochs_run']}); config in {args.out}/train_config.json"
-    )
-    if not args.no_evaluate:
+    epochs = ", ".join(f"{s} {log[s]['epochs_run']} epochs" for s in steps)
+    print(f"trained {epochs} into {args.out}; config in {args.out}/train_config.json")
+    if not args.no_evaluate and "fusion" in steps:
         args.models_dir = args.out
         return _cmd_models_evaluate(args)
     return 0
@@ -70,10 +74,24 @@ def _cmd_models_evaluate(args: argparse.Namespace) -> int:
     return _cmd_models_table(args)
 
 
+def _cmd_models_export(args: argparse.Namespace) -> int:
+    from mer_gym.models.cards import edge_table
+    from mer_gym.models.pipeline import export_dir
+
+    export_dir(args.corpus, args.models_dir, progress=not args.quiet)
+    print(edge_table(args.models_dir))
+    return 0
+
+
 def _cmd_models_table(args: argparse.Namespace) -> int:
-    from mer_gym.models.cards import headline_table
+    from mer_gym.models.cards import edge_table, headline_table
 
     print(headline_table(args.models_dir))
+    try:
+        print()
+        print(edge_table(args.models_dir))
+    except KeyError:
+        print("(no edge exports yet: run `mer-gym models export`)")
     return 0
 
 
@@ -86,6 +104,12 @@ def _models_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="folder for the models, config and cards")
     p.add_argument("--config", help="YAML/JSON training config (TrainConfig fields); defaults otherwise")
     p.add_argument("--seed", type=int, help="overrides the config's seed")
+    p.add_argument(
+        "--steps",
+        default="face,speech,fusion",
+        help="comma-separated subset of face,speech,fusion (e.g. face and speech in two processes, "
+        "then fusion); default: all three",
+    )
     p.add_argument("--jobs", type=int, default=1, help="preprocessing worker processes")
     p.add_argument("--overwrite", action="store_true", help="replace models already in --out")
     p.add_argument("--no-evaluate", action="store_true", help="skip the held-out evaluation and cards")
@@ -98,6 +122,12 @@ def _models_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1, help="rendering worker processes")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_models_evaluate)
+
+    p = msub.add_parser("export", help="TFLite float32 + int8 exports, scored and timed, into the cards")
+    p.add_argument("--corpus", required=True, help="the corpus the models were trained on")
+    p.add_argument("--models-dir", default=None, help="folder of the carded models (default: frozen_models/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_models_export)
 
     p = msub.add_parser("table", help="print the headline accuracy table from the model cards")
     p.add_argument("--models-dir", default=None, help="folder of the cards (default: frozen_models/)")

@@ -248,6 +248,87 @@ def test_canonical_form_is_a_fixed_point(exported):
         assert export._canonicalize(data, kind) == data
 
 
+def _detour_model() -> bytes:
+    """int8 (1, 8) → DEQUANTIZE → SPLIT in float → QUANTIZE × 2 → int8 (1, 4) × 2, the float
+    detour the int8 quantizer sometimes leaves in the unrolled LSTM."""
+    from tensorflow.lite.python import schema_py_generated as fb
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    def tensor(shape, ttype, buffer=0, q=None):
+        t = fb.TensorT()
+        t.shape, t.type, t.buffer = np.array(shape, np.int32), ttype, buffer
+        if q is not None:
+            t.quantization = fb.QuantizationParametersT()
+            t.quantization.scale, t.quantization.zeroPoint = [q[0]], [q[1]]
+        return t
+
+    def op(code, inputs, outputs, options=None):
+        o = fb.OperatorT()
+        o.opcodeIndex, o.inputs, o.outputs = code, inputs, outputs
+        if options is not None:
+            o.builtinOptionsType, o.builtinOptions = fb.BuiltinOptions.SplitOptions, options
+        return o
+
+    def opcode(builtin):
+        c = fb.OperatorCodeT()
+        c.builtinCode, c.deprecatedBuiltinCode, c.version = builtin, min(builtin, 127), 1
+        return c
+
+    q = (0.05, -3)
+    sg = fb.SubGraphT()
+    sg.tensors = [
+        tensor([1, 8], fb.TensorType.INT8, q=q),  # 0 input
+        tensor([1, 8], fb.TensorType.FLOAT32),  # 1
+        tensor([], fb.TensorType.INT32, buffer=1),  # 2 split axis
+        tensor([1, 4], fb.TensorType.FLOAT32),  # 3
+        tensor([1, 4], fb.TensorType.FLOAT32),  # 4
+        tensor([1, 4], fb.TensorType.INT8, q=q),  # 5 output
+        tensor([1, 4], fb.TensorType.INT8, q=q),  # 6 output
+    ]
+    split = fb.SplitOptionsT()
+    split.numSplits = 2
+    sg.operators = [
+        op(0, [0], [1]),
+        op(1, [2, 1], [3, 4], split),
+        op(2, [4], [6]),
+        op(2, [3], [5]),
+    ]
+    sg.inputs, sg.outputs = [0], [5, 6]
+    model = fb.ModelT()
+    model.version = 3
+    model.operatorCodes = [
+        opcode(fb.BuiltinOperator.DEQUANTIZE),
+        opcode(fb.BuiltinOperator.SPLIT),
+        opcode(fb.BuiltinOperator.QUANTIZE),
+    ]
+    model.subgraphs = [sg]
+    empty, axis = fb.BufferT(), fb.BufferT()
+    axis.data = np.frombuffer(np.int32(1).tobytes(), np.uint8)
+    model.buffers = [empty, axis]
+    return flatbuffer_utils.convert_object_to_bytearray(model)
+
+
+def test_canonical_form_removes_the_float_detour_and_keeps_the_outputs(tmp_path):
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    raw = tmp_path / "detour.tflite"
+    raw.write_bytes(_detour_model())
+    canon = tmp_path / "canon.tflite"
+    canon.write_bytes(export._canonicalize(raw.read_bytes(), "speech"))
+    parsed = flatbuffer_utils.convert_bytearray_to_object(bytearray(canon.read_bytes()))
+    ops = [
+        flatbuffer_utils.opcode_to_name(parsed, o.opcodeIndex)
+        for o in parsed.subgraphs[0].operators
+    ]
+    assert ops == ["SPLIT"]
+    x = np.random.default_rng(5).normal(size=(16, 8)).astype(np.float32)
+    before, after = TFLiteModel(raw), TFLiteModel(canon)
+    assert after.output_names == ("embedding", "softmax")
+    for got, want in zip(after.predict(x), before.predict(x), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert export._canonicalize(canon.read_bytes(), "speech") == canon.read_bytes()
+
+
 def test_representative_inputs_are_a_seeded_train_subset():
     import pandas as pd
 

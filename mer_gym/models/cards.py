@@ -174,7 +174,10 @@ def _fusion_tables(ev: dict[str, Any]) -> list[str]:
 
 
 def _edge_table(edge: dict[str, Any]) -> str:
-    rows = ["| format | size KiB | accuracy % | Δ accuracy (points) | latency median ms |", "|---|---:|---:|---:|---:|"]
+    rows = [
+        "| format | size KiB | accuracy % | Δ accuracy (points) | latency median ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for fmt, m in edge.items():
         if not isinstance(m, dict):
             continue
@@ -197,6 +200,31 @@ def headline_table(models_dir: str | Path | None = None) -> str:
     return _markdown(df)
 
 
+def edge_table(models_dir: str | Path | None = None) -> str:
+    """The README's edge table from the cards: size, accuracy, accuracy change and latency per
+    model and format. Raises ``KeyError`` when the cards have no ``edge`` section yet."""
+    rows = []
+    for name in ("face_cnn", "speech_lstm"):
+        edge = read_card(name, models_dir)["edge"]
+        for fmt, m in edge.items():
+            rows.append(
+                (
+                    name,
+                    fmt,
+                    m["size_kib"],
+                    m["accuracy"],
+                    m["accuracy_change_points"],
+                    m.get("latency_ms_median", "–"),
+                    m.get("latency_ms_p95", "–"),
+                )
+            )
+    df = pd.DataFrame(
+        rows,
+        columns=["model", "format", "size KiB", "accuracy %", "Δ points", "latency ms (median)", "p95"],
+    )
+    return _markdown(df)
+
+
 def _markdown(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -204,4 +232,11 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["add_card_section", "card_markdown", "card_path", "headline_table", "write_cards"]
+__all__ = [
+    "add_card_section",
+    "card_markdown",
+    "card_path",
+    "edge_table",
+    "headline_table",
+    "write_cards",
+]

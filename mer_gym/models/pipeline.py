@@ -33,22 +33,37 @@ TRAIN_CONFIG = "train_config.json"
 TRAINING_LOG = "training.json"
 
 
+STEPS = ("face", "speech", "fusion")
+
+
 def train_all(
     corpus: str | Path,
     out: str | Path,
     cfg: TrainConfig,
     *,
+    steps: tuple[str, ...] = STEPS,
     n_jobs: int = 1,
     progress: bool = True,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train the three models on a generated corpus and save them into ``out``."""
+    """Train the models named by ``steps`` on a generated corpus and save them into ``out``.
+
+    By default all three are trained in turn. ``steps`` lets the two unimodal networks train in
+    separate processes (e.g. one per core) into the same folder, and ``("fusion",)`` then trains
+    the head on the embeddings of the face and speech models already there. ``training.json``
+    accumulates the log of every step.
+    """
     import keras
     import tensorflow as tf
 
+    from mer_gym.models.frozen import load_model
+
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown or not steps:
+        raise ValueError(f"steps = {steps!r}: expected a non-empty subset of {STEPS}")
     corpus, out = Path(corpus), Path(out)
-    targets = [out / f for f in (FACE_FILE, SPEECH_FILE, FUSION_FILE)]
-    existing = [t.name for t in targets if t.exists()]
+    files = {"face": FACE_FILE, "speech": SPEECH_FILE, "fusion": FUSION_FILE}
+    existing = [files[s] for s in steps if (out / files[s]).exists()]
     if existing and not overwrite:
         raise FileExistsError(
             f"{out} already holds {', '.join(existing)}: pass overwrite=True (--overwrite) or another --out"
@@ -60,49 +75,66 @@ def train_all(
     t0 = time.perf_counter()
     arrays = corpus_arrays(corpus, n_jobs=n_jobs, progress=progress)
     train, val = arrays.split("train"), arrays.split("val")
-    variants = speech_variants(corpus, train, cfg.speech_augment, cfg.seed, n_jobs=n_jobs)
-    prep_s = time.perf_counter() - t0
-    (out / TRAIN_CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    config_path = out / TRAIN_CONFIG
+    if config_path.is_file() and set(steps) != set(STEPS):
+        previous = json.loads(config_path.read_text())
+        if previous != cfg.to_dict():
+            raise ValueError(
+                f"{config_path} holds another training config: train the remaining steps with the same "
+                "--config/--seed, or all steps into a fresh --out"
+            )
+    config_path.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    log: dict[str, Any] = {}
 
-    face, face_info = train_face(train, val, cfg, progress=progress)
-    face.save(out / FACE_FILE)
-    speech, speech_info = train_speech(train, val, cfg, variants=variants, progress=progress)
-    speech.save(out / SPEECH_FILE)
+    if "face" in steps:
+        face, log["face"] = train_face(train, val, cfg, progress=progress)
+        face.save(out / FACE_FILE)
+    if "speech" in steps:
+        variants = speech_variants(corpus, train, cfg.speech_augment, cfg.seed, n_jobs=n_jobs)
+        log["speech_variants"] = len(variants)
+        speech, log["speech"] = train_speech(train, val, cfg, variants=variants, progress=progress)
+        speech.save(out / SPEECH_FILE)
+    if "fusion" in steps:
+        face = face if "face" in steps else load_model("face_cnn", out, verify_hash=False)
+        speech = speech if "speech" in steps else load_model("speech_lstm", out, verify_hash=False)
+        # The head learns on the frozen embeddings of the same training frames and utterances.
+        ef, _ = embed(face, face_batch(train.faces))
+        ef_val, _ = embed(face, face_batch(val.faces))
+        es, _ = embed(speech, train.speech)
+        es_val, _ = embed(speech, val.speech)
+        fusion, log["fusion"] = train_fusion(
+            (ef, ef_val), (es, es_val), (train.labels, val.labels), cfg, progress=progress
+        )
+        fusion.save(out / FUSION_FILE)
 
-    # The fusion head learns on the frozen embeddings of the same training utterances and frames.
-    ef, _ = embed(face, face_batch(train.faces))
-    ef_val, _ = embed(face, face_batch(val.faces))
-    es, _ = embed(speech, train.speech)
-    es_val, _ = embed(speech, val.speech)
-    fusion, fusion_info = train_fusion(
-        (ef, ef_val), (es, es_val), (train.labels, val.labels), cfg, progress=progress
+    # Re-read just before writing: another process may have finished its step meanwhile.
+    log_path = out / TRAINING_LOG
+    previous: dict[str, Any] = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    walls = {**previous.get("step_wall_time_s", {}), ",".join(steps): round(time.perf_counter() - t0, 1)}
+    log = {**previous, **log}
+    log.update(
+        {
+            "corpus": str(corpus),
+            "manifest_sha256": manifest_hash(corpus),
+            "n_train": len(train),
+            "n_val": len(val),
+            "n_train_persons": int(train.index["person_id"].nunique()),
+            "face_preprocessing": _plain(FACE_PREP),
+            "speech_preprocessing": _plain(SPEECH_PREP),
+            "machine": {
+                "platform": platform.platform(),
+                "processor": platform.processor() or platform.machine(),
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "numpy": np.__version__,
+            },
+        }
     )
-    fusion.save(out / FUSION_FILE)
-
-    log = {
-        "corpus": str(corpus),
-        "corpus_name": str(arrays.index["sample_id"].iloc[0]).split("-")[0] if len(arrays) else "",
-        "manifest_sha256": manifest_hash(corpus),
-        "n_train": len(train),
-        "n_val": len(val),
-        "n_train_persons": int(train.index["person_id"].nunique()),
-        "speech_variants": len(variants),
-        "face_preprocessing": _plain(FACE_PREP),
-        "speech_preprocessing": _plain(SPEECH_PREP),
-        "preprocessing_wall_time_s": round(prep_s, 1),
-        "face": face_info,
-        "speech": speech_info,
-        "fusion": fusion_info,
-        "total_wall_time_s": round(time.perf_counter() - t0, 1),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-        },
-    }
-    (out / TRAINING_LOG).write_text(json.dumps(log, indent=2) + "\n")
+    log["step_wall_time_s"] = walls
+    log["total_wall_time_s"] = round(sum(walls.values()), 1)
+    tmp = log_path.with_name(log_path.name + ".partial")
+    tmp.write_text(json.dumps(log, indent=2) + "\n")
+    tmp.replace(log_path)
     return log
 
 
@@ -140,3 +172,72 @@ def evaluate_dir(
         train_config=json.loads((models_dir / TRAIN_CONFIG).read_text()),
     )
     return evaluation
+
+
+def export_dir(
+    corpus: str | Path,
+    models_dir: str | Path | None,
+    *,
+    latency_samples: int = 200,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Export the face CNN and speech LSTM of ``models_dir`` to TFLite (float32 and int8) beside
+    them, score every export on the held-out test split, time single-sample inference and write
+    the results into the cards' ``edge`` sections.
+
+    Latency is the median (and 95th percentile) of ``latency_samples`` single-sample calls on one
+    thread, after 20 warm-up calls, on this machine.
+    """
+    from tqdm.auto import tqdm
+
+    from mer_gym.models.cards import add_card_section
+    from mer_gym.models.evaluate import classification_metrics
+    from mer_gym.models.export import MODEL_FOR_KIND, TFLiteModel, export_all
+    from mer_gym.models.frozen import default_dir, read_card
+
+    models_dir = Path(models_dir) if models_dir is not None else default_dir()
+    arrays = corpus_arrays(corpus, progress=False)
+    files = export_all(models_dir, models_dir, arrays)
+    test = arrays.split("test")
+    inputs = {"face": face_batch(test.faces), "speech": test.speech}
+    edge: dict[str, dict[str, Any]] = {}
+    for info in tqdm(files.values(), desc="edge exports", disable=not progress):
+        kind = info["kind"]
+        name = MODEL_FOR_KIND[kind]
+        keras_acc = read_card(name, models_dir)["evaluation"]["test"]["accuracy"]
+        model = TFLiteModel(models_dir / info["file"])
+        _, proba = model.predict(inputs[kind])
+        metrics = classification_metrics(test.labels, proba)
+        one = inputs[kind][:1]
+        for _ in range(20):
+            model.predict(one)
+        times = []
+        for i in range(latency_samples):
+            x = inputs[kind][i % len(test) : i % len(test) + 1]
+            t0 = time.perf_counter()
+            model.predict(x)
+            times.append((time.perf_counter() - t0) * 1000)
+        edge.setdefault(name, {})[info["quantization"]] = {
+            "file": info["file"],
+            "sha256": info["sha256"],
+            "size_kib": round(info["size_bytes"] / 1024, 1),
+            "accuracy": round(100 * metrics["accuracy"], 2),
+            "macro_f1": round(100 * metrics["macro_f1"], 2),
+            "accuracy_change_points": round(100 * (metrics["accuracy"] - keras_acc), 2),
+            "latency_ms_median": round(float(np.median(times)), 2),
+            "latency_ms_p95": round(float(np.percentile(times, 95)), 2),
+            "max_abs_diff_softmax_vs_keras": info["max_abs_diff_softmax"],
+        }
+    for name, formats in edge.items():
+        keras_card = read_card(name, models_dir)
+        formats = {
+            "keras": {
+                "file": keras_card["file"],
+                "size_kib": round(keras_card["size_bytes"] / 1024, 1),
+                "accuracy": round(100 * keras_card["evaluation"]["test"]["accuracy"], 2),
+                "accuracy_change_points": 0.0,
+            },
+            **formats,
+        }
+        add_card_section(models_dir, name, "edge", formats)
+    return edge

@@ -170,7 +170,7 @@ class TrainConfig:
 
     seed: int = 0
     face: FitConfig = field(
-        default_factory=lambda: FitConfig(learning_rate=1e-3, max_epochs=35, patience=6)
+        default_factory=lambda: FitConfig(learning_rate=1e-3, max_epochs=20, patience=5)
     )
     speech: FitConfig = field(
         default_factory=lambda: FitConfig(learning_rate=1e-3, max_epochs=60, patience=8)
