@@ -5,7 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= runs
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench models tables venv clean
+
+CORPUS := $(OUT)/corpus-default
 
 venv: $(VENV)/.installed
 
@@ -28,8 +30,28 @@ lint: venv
 test: venv lint
 	$(BIN)/python -m pytest -q --durations=10
 
-bench: venv
+$(CORPUS)/manifest.parquet: | venv
+	$(BIN)/mer-gym corpus --preset default --out $(CORPUS) --overwrite --jobs 2
+
+# Benchmarks: corpus generation, the frozen models (Keras vs TFLite), the embedding bank.
+bench: venv $(CORPUS)/manifest.parquet
 	$(BIN)/python benchmarks/bench_corpus.py
+	$(BIN)/python benchmarks/bench_models.py --corpus $(CORPUS) --models-dir frozen_models
+	$(BIN)/python benchmarks/bench_bank.py --corpus $(CORPUS)
+
+# Retrain the shipped models from scratch into $(OUT)/models (about an hour on 2 cores: face and
+# speech train in parallel, one core each), card them and export them to TFLite. Copy the folder
+# over frozen_models/ to ship the result. CI never runs this.
+models: venv $(CORPUS)/manifest.parquet
+	taskset -c 0 $(BIN)/mer-gym models train --corpus $(CORPUS) --out $(OUT)/models --steps face --overwrite & face=$$!; \
+	  sleep 5; taskset -c 1 $(BIN)/mer-gym models train --corpus $(CORPUS) --out $(OUT)/models --steps speech --overwrite \
+	  && wait $$face
+	$(BIN)/mer-gym models train --corpus $(CORPUS) --out $(OUT)/models --steps fusion --overwrite
+	$(BIN)/mer-gym models export --corpus $(CORPUS) --models-dir $(OUT)/models
+
+# The README's model tables, from the cards in frozen_models/.
+tables: venv
+	$(BIN)/mer-gym models table
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -201,13 +201,22 @@ def test_tiny_train_from_scratch_writes_models_config_and_cards(tiny_corpus, tmp
         speech_augment={"copies": 1},
     )
     out = tmp_path / "models"
-    log = train_all(tiny_corpus, out, cfg, progress=False)
+    # The unimodal models in separate calls (as `make models` runs them, one process per core),
+    # then the head on their embeddings; the log accumulates every step.
+    train_all(tiny_corpus, out, cfg, steps=("speech",), progress=False)
+    train_all(tiny_corpus, out, cfg, steps=("face",), progress=False)
+    log = train_all(tiny_corpus, out, cfg, steps=("fusion",), progress=False)
     for name in ("face_cnn", "speech_lstm", "fusion_head"):
         assert (out / f"{name}.keras").is_file()
     assert json.loads((out / "train_config.json").read_text()) == cfg.to_dict()
-    assert log["face"]["epochs_run"] == 1 and log["n_train"] == 48
+    assert log["face"]["epochs_run"] == 1 and log["speech"]["epochs_run"] == 1
+    assert log["n_train"] == 48 and set(log["step_wall_time_s"]) == {"speech", "face", "fusion"}
     with pytest.raises(FileExistsError, match="overwrite"):
         train_all(tiny_corpus, out, cfg, progress=False)
+    with pytest.raises(ValueError, match="another training config"):
+        train_all(tiny_corpus, out, load_train_config(None, seed=1), steps=("face",), overwrite=True)
+    with pytest.raises(ValueError, match="subset"):
+        train_all(tiny_corpus, out, cfg, steps=("faces",), overwrite=True)
 
     assert main(["models", "evaluate", "--corpus", str(tiny_corpus), "--models-dir", str(out), "--quiet"]) == 0
     card = read_card("face_cnn", out)
