@@ -337,7 +337,7 @@ def test_bank_from_ravdess_clips(random_models_dir, tmp_path):
     for i, take in enumerate(takes):
         actor = take[-2:]
         if not write_video(root / f"Actor_{actor}" / f"01-{take}.mp4", 5, size=(64, 48)):
-            pytest.skip("cv2.VideoWriter cannot write mp4v here")
+            pytest.fail("cv2.VideoWriter cannot write mp4v here: the opencv-python-headless install lacks its video codecs")
         write_wav(root / f"Actor_{actor}" / f"03-{take}.wav", 48_000, freq=200.0 * (i + 1), seconds=0.6)
     write_wav(root / "Actor_02" / "03-01-01-01-02-01-02.wav", 48_000)  # no video: unmatched
     bank = build_bank_from_dataset(

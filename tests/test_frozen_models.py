@@ -6,8 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("keras")
-
 from mer_gym.labels import EMOTIONS
 from mer_gym.models.cards import edge_table, headline_table
 from mer_gym.models.data import corpus_arrays, face_batch, file_sha256

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from mer_gym.config import ConfigError  # noqa: E402
-from mer_gym.models.architectures import (  # noqa: E402
+from mer_gym.config import ConfigError
+from mer_gym.models.architectures import (
     FACE_TABLE5,
     SPEECH_TABLE6,
     build_face_cnn,
@@ -20,9 +19,9 @@ from mer_gym.models.architectures import (  # noqa: E402
     embedding_model,
     param_counts,
 )
-from mer_gym.models.evaluate import classification_metrics  # noqa: E402
-from mer_gym.models.frozen import FrozenModelError, load_model, read_card, verify  # noqa: E402
-from mer_gym.models.train import FaceAugment, TrainConfig, draw_weights, load_train_config  # noqa: E402
+from mer_gym.models.evaluate import classification_metrics
+from mer_gym.models.frozen import FrozenModelError, load_model, read_card, verify
+from mer_gym.models.train import FaceAugment, TrainConfig, draw_weights, load_train_config
 
 # --- Table 5 / Table 6 -------------------------------------------------------------------------
 

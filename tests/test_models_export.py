@@ -12,18 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("ai_edge_litert")
-keras = pytest.importorskip("keras")
-
-from mer_gym.models import export  # noqa: E402
-from mer_gym.models.architectures import embedding_model  # noqa: E402
-from mer_gym.models.export import (  # noqa: E402
+from mer_gym.models import export
+from mer_gym.models.architectures import embedding_model
+from mer_gym.models.export import (
     TFLITE_FILES,
     TFLiteModel,
     export_tflite,
     representative_inputs,
 )
-from mer_gym.models.frozen import load_model  # noqa: E402
+from mer_gym.models.frozen import load_model
 
 # Valid frames per utterance: full, partly padded, one frame, and an all-padding row.
 LENGTHS = (120, 97, 64, 31, 8, 2, 1, 0)
