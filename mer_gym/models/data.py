@@ -25,7 +25,7 @@ import pandas as pd
 import soundfile as sf
 from joblib import Parallel, delayed
 
-from mer_gym.labels import EMOTIONS, emotion_index
+from mer_gym.labels import emotion_index
 from mer_gym.preprocessing.face import FacePreprocessor
 from mer_gym.preprocessing.speech import SpeechPreprocessor
 from simulators.corpus.writer import MANIFEST, read_manifest
@@ -258,7 +258,6 @@ def records_arrays(
 
 
 __all__ = [
-    "EMOTIONS",
     "FACE_PREP",
     "SPEECH_PREP",
     "Arrays",

@@ -30,7 +30,6 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -450,5 +449,3 @@ def _require(arrays: Arrays, attr: str, what: str) -> None:
     if getattr(arrays, attr) is None or len(arrays) == 0:
         raise ValueError(f"no {what} samples to train on: check the corpus split")
 
-
-TrainStep = Callable[..., tuple[keras.Model, dict[str, Any]]]
