@@ -80,11 +80,35 @@ class Arrays:
             take(self.speech_frames),
         )
 
+    def save_npz(self, path: Path) -> None:
+        """Cache the arrays (not the index) at ``path``, atomically; read back with :func:`load_npz`."""
+        tmp = path.with_name(path.name + ".partial.npz")
+        np.savez(
+            tmp,
+            sample_id=self.index["sample_id"].to_numpy(str),
+            faces=self.faces,
+            face_detected=self.face_detected,
+            speech=self.speech,
+            speech_frames=self.speech_frames,
+        )
+        tmp.replace(path)
+
     def split(self, name: str) -> Arrays:
         """One corpus split (``train``, ``val``, ``test``, ``user_pool``)."""
         if "split" not in self.index:
             raise KeyError("these arrays carry no 'split' column")
         return self.subset(self.index["split"].to_numpy() == name)
+
+
+def load_npz(path: Path, index: pd.DataFrame) -> Arrays | None:
+    """The arrays cached at ``path`` by :meth:`Arrays.save_npz`, or None when the file is absent
+    or holds other samples than ``index``."""
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        if list(z["sample_id"]) != index["sample_id"].tolist():
+            return None
+        return Arrays(index, z["faces"], z["face_detected"], z["speech"], z["speech_frames"])
 
 
 def face_batch(faces_u8: np.ndarray) -> np.ndarray:
@@ -190,10 +214,9 @@ def corpus_arrays(
     key = config_key(manifest_hash(root), face_prep, speech_prep)
     path = root / f"arrays-{key}.npz"
     index = paired_index(manifest)
-    if cache and path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            if list(z["sample_id"]) == index["sample_id"].tolist():
-                return Arrays(index, z["faces"], z["face_detected"], z["speech"], z["speech_frames"])
+    cached = load_npz(path, index) if cache else None
+    if cached is not None:
+        return cached
     faces, det = _run_chunks(
         _faces_chunk, root, index["face_path"].tolist(), face_prep, n_jobs, "faces", progress
     )
@@ -202,16 +225,7 @@ def corpus_arrays(
     )
     arrays = Arrays(index, faces, det, speech, frames)
     if cache:
-        tmp = path.with_name(path.name + ".partial.npz")
-        np.savez(
-            tmp,
-            sample_id=index["sample_id"].to_numpy(str),
-            faces=faces,
-            face_detected=det,
-            speech=speech,
-            speech_frames=frames,
-        )
-        tmp.replace(path)
+        arrays.save_npz(path)
     return arrays
 
 
@@ -265,6 +279,7 @@ __all__ = [
     "corpus_arrays",
     "face_batch",
     "file_sha256",
+    "load_npz",
     "manifest_hash",
     "paired_index",
     "records_arrays",

@@ -33,6 +33,7 @@ from mer_gym.models.data import (
     config_key,
     corpus_arrays,
     face_batch,
+    load_npz,
     manifest_hash,
 )
 from simulators.corpus.faces import FaceConditions
@@ -142,10 +143,9 @@ def condition_arrays(
     fc, sc = FACE_CONDITIONS[face_condition], SPEECH_CONDITIONS[speech_condition]
     key = config_key(manifest_hash(corpus), split, fc, sc, FACE_PREP, SPEECH_PREP)
     path = corpus / "conditions" / f"{split}-{face_condition}-{speech_condition}-{key}.npz"
-    if cache and path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            if list(z["sample_id"]) == base.index["sample_id"].tolist():
-                return Arrays(base.index, z["faces"], z["face_detected"], z["speech"], z["speech_frames"])
+    cached = load_npz(path, base.index) if cache else None
+    if cached is not None:
+        return cached
     preset = load_preset(corpus / PRESET)
     people = [
         p
@@ -170,16 +170,7 @@ def condition_arrays(
     )
     if cache:
         path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(path.name + ".partial.npz")
-        np.savez(
-            tmp,
-            sample_id=base.index["sample_id"].to_numpy(str),
-            faces=arrays.faces,
-            face_detected=arrays.face_detected,
-            speech=arrays.speech,
-            speech_frames=arrays.speech_frames,
-        )
-        tmp.replace(path)
+        arrays.save_npz(path)
     return arrays
 
 

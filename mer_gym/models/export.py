@@ -57,7 +57,6 @@ Every file goes through :func:`_canonicalize` after conversion, which
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -210,6 +209,7 @@ def export_all(
         ``size_bytes``, ``sha256``, ``n_representative`` and the largest absolute difference
         to Keras of ``max_abs_diff_embedding`` and ``max_abs_diff_softmax`` on the check samples.
     """
+    from mer_gym.models.data import file_sha256
     from mer_gym.models.frozen import load_model
 
     out_dir = Path(out_dir)
@@ -242,7 +242,7 @@ def export_all(
                 "kind": kind,
                 "quantization": quantization,
                 "size_bytes": path.stat().st_size,
-                "sha256": _sha256(path),
+                "sha256": file_sha256(path),
                 "n_representative": len(rep) if quantization == "int8" else 0,
                 "max_abs_diff_embedding": diff_e,
                 "max_abs_diff_softmax": diff_p,
@@ -634,14 +634,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 __all__ = [
