@@ -6,6 +6,8 @@ Subcommands:
     presets   list the shipped corpus presets
     embed     run the frozen models over a corpus and write its embedding bank
     models    train / evaluate the face CNN, speech LSTM and fusion head; print the card table
+    users     sample a population of simulated users and describe them (``--describe``)
+    pool      build the user pool (frozen models' outputs per person, emotion and condition)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 
 from mer_gym.config import ConfigError
 from mer_gym.models.frozen import FrozenModelError
+from simulators.users.pool import PoolError
 
 
 def _cmd_corpus(args: argparse.Namespace) -> int:
@@ -160,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_embed_command(sub)
     _models_parser(sub)
+    from simulators.users.describe import add_commands
+
+    add_commands(sub)
     return parser
 
 
@@ -167,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileExistsError, FileNotFoundError, FrozenModelError) as exc:
+    except (ConfigError, FileExistsError, FileNotFoundError, FrozenModelError, PoolError) as exc:
         print(f"mer-gym {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

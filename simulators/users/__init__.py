@@ -1,0 +1,1 @@
+"""Simulated users: profiles, populations and pre-drawn interaction streams (see docs/users.md)."""
