@@ -195,7 +195,7 @@ def test_subgroups_select_persons_by_expressivity(pool):
     assert groups == {"low-facial-expressivity", "low-vocal-expressivity", "noisy-surroundings"}
     assert all(p.facial_expressivity <= 0.5 for p in profiles if p.subgroup == "low-facial-expressivity")
     assert all(p.vocal_expressivity <= 0.5 for p in profiles if p.subgroup == "low-vocal-expressivity")
-    noisy = [p for p in profiles if p.subgroup == "noisy-surroundings"][0]
+    noisy = next(p for p in profiles if p.subgroup == "noisy-surroundings")
     assert "snr_0db" in noisy.contexts[1].speech
 
 
@@ -364,7 +364,7 @@ def test_drift_changes_the_affected_modality_accuracy(pool):
 # Feedback
 
 
-def _play(st, predict, fresh=True):
+def _play(st, predict):
     state = UserState()
     return [respond(st, t, int(predict(t)), state) for t in range(len(st))]
 
@@ -537,7 +537,7 @@ def test_pool_from_a_real_corpus_bank(tiny_corpus, random_models_dir):
     assert len(set(real.n_moments.ravel().tolist())) == 3  # 0, fewer, all
     prof = Profile.from_dict({"user_id": "a", "person_id": real.person_ids[0],
                               "contexts": [{"name": "lab", "face": {RECORDED: 1.0}, "speech": {RECORDED: 1.0}}]})
-    with pytest.raises(PoolError, match="base_rates.anger"):
+    with pytest.raises(PoolError, match=r"base_rates\.anger"):
         draw_stream(prof, real)
     calm = dataclasses.replace(prof, emotions=dataclasses.replace(
         prof.emotions, base_rates={"neutral": 0.5, "happiness": 0.5}))
