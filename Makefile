@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= runs
 
-.PHONY: demo test lint bench models tables venv clean
+.PHONY: demo test lint bench models pool tables users venv clean
 
 CORPUS := $(OUT)/corpus-default
 
@@ -38,6 +38,7 @@ bench: venv $(CORPUS)/manifest.parquet
 	$(BIN)/python benchmarks/bench_corpus.py
 	$(BIN)/python benchmarks/bench_models.py --corpus $(CORPUS) --models-dir frozen_models
 	$(BIN)/python benchmarks/bench_bank.py --corpus $(CORPUS)
+	$(BIN)/python benchmarks/bench_users.py
 
 # Retrain the shipped models from scratch into $(OUT)/models (about an hour on 2 cores: face and
 # speech train in parallel, one core each), card them and export them to TFLite. Copy the folder
@@ -48,6 +49,18 @@ models: venv $(CORPUS)/manifest.parquet
 	  && wait $$face
 	$(BIN)/mer-gym models train --corpus $(CORPUS) --out $(OUT)/models --steps fusion --overwrite
 	$(BIN)/mer-gym models export --corpus $(CORPUS) --models-dir $(OUT)/models
+
+# Rebuild the shipped user pool (frozen_models/user_pool.npz + .json): the `users` corpus preset
+# rendered under every named capture condition and run through the frozen models (about 8 minutes
+# on 2 cores). Rerun it whenever the frozen models change. CI never runs this.
+pool: venv
+	$(BIN)/mer-gym corpus --preset users --out $(OUT)/corpus-users --overwrite --jobs 2
+	$(BIN)/mer-gym pool --corpus $(OUT)/corpus-users --out frozen_models --jobs 2
+
+# The simulated users of the paper's pilot and the hindsight-weight spread of the population.
+users: venv
+	$(BIN)/mer-gym users --preset paper-pilot --describe
+	$(BIN)/mer-gym users --preset population
 
 # The README's model tables, from the cards in frozen_models/.
 tables: venv

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,13 @@ from scipy import stats
 
 from mer_gym.config import ConfigError
 from mer_gym.labels import EMOTIONS
-from simulators.users.describe import best_fixed_weight, describe_users, weight_curve
+from simulators.users.describe import (
+    best_fixed_weight,
+    describe_users,
+    pool_table,
+    spread_text,
+    weight_curve,
+)
 from simulators.users.feedback import NONE, UserState, respond
 from simulators.users.pool import PoolError, UserPool, default_dir, default_pool
 from simulators.users.population import load_population, population_names, sample_population
@@ -53,6 +60,15 @@ def z_ok(measured: float, expected: float, n: int, z: float = 4.0) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # The pool
+
+
+def docs_block(name: str) -> str:
+    text = (Path(__file__).parents[1] / "docs" / "users.md").read_text()
+    return text.split(f"<!-- {name}:start -->")[1].split(f"<!-- {name}:end -->")[0]
+
+
+def test_docs_pool_table_is_the_commands_output(pool):
+    assert pool_table(pool) in docs_block("pool-table"), "update docs/users.md from `mer-gym users --describe`"
 
 
 def test_shipped_pool_matches_its_card_and_has_heterogeneous_persons(pool):
@@ -456,8 +472,10 @@ def test_respond_rejects_bad_input(pool):
     st = draw_stream(make_profile(pool, schedule={"days": 2}), pool, 0)
     with pytest.raises(IndexError, match="outside the stream"):
         respond(st, len(st), 0, UserState())
-    with pytest.raises(ValueError, match="class index"):
-        respond(st, 0, 6, UserState())
+    for bad in (6, -1, 1.5, "anger"):
+        with pytest.raises(ValueError, match="class index"):
+            respond(st, 0, bad, UserState())
+    assert respond(st, 0, np.int64(2), UserState()).step == 0  # numpy integers are class indices
     assert respond(st, 0, 0, UserState(engagement=0.0)).answer == NONE
 
 
@@ -475,6 +493,8 @@ def test_population_best_fixed_weights_spread_widely(pool):
     assert (best == 0.5).mean() < 0.25
     # and personalizing pays: the hindsight-best weight beats equal weights for most users
     assert ((table["f1_best"] - table["f1_equal"]) > 0.01).mean() > 0.6
+    # docs/users.md shows exactly this spread
+    assert spread_text(best) in docs_block("spread-table")
 
 
 def test_weight_curve_and_best_weight(pool):
@@ -484,6 +504,10 @@ def test_weight_curve_and_best_weight(pool):
     assert list(curve["w_face"]) == [round(0.1 * i, 1) for i in range(11)]
     direct = pool.fused_softmax(st.face_row, st.speech_row, 0.3).argmax(axis=1)
     assert curve.loc[3, "accuracy"] == pytest.approx((direct == st.label).mean())
+    from sklearn.metrics import f1_score
+
+    f1 = f1_score(st.label, direct, labels=list(range(6)), average="macro", zero_division=0)
+    assert curve.loc[3, "macro_f1"] == pytest.approx(f1, abs=1e-12)
     import pandas as pd
 
     tie = pd.DataFrame({"w_face": [0.2, 0.4, 0.7], "macro_f1": [0.5, 0.5, 0.5]})

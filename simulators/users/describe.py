@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score
+from sklearn.metrics import precision_recall_fscore_support
 
 from mer_gym.labels import EMOTIONS
 from simulators.users.pool import UserPool
@@ -37,13 +37,22 @@ def weight_curve(stream: Stream, pool: UserPool, grid: Sequence[float] = WEIGHT_
     )
     pred = probs.argmax(axis=1).reshape(len(grid), len(stream))
     y = stream.label
+    # one scikit-learn call for every weight: label k at weight i becomes class i * 6 + k, so
+    # weights never mix and the per-class F1 of class i * 6 + k is class k's F1 at weight i
+    k = len(EMOTIONS)
+    offset = (np.arange(len(grid)) * k)[:, None]
+    _, _, f1, _ = precision_recall_fscore_support(
+        (offset + y[None, :]).ravel(), (offset + pred).ravel(),
+        labels=list(range(len(grid) * k)), average=None, zero_division=0,
+    )
+    macro = f1.reshape(len(grid), k).mean(axis=1)
     rows = [
         {
             "w_face": float(g),
             "accuracy": float((p == y).mean()) if len(y) else float("nan"),
-            "macro_f1": float(f1_score(y, p, labels=_LABELS, average="macro", zero_division=0)),
+            "macro_f1": float(m),
         }
-        for g, p in zip(grid, pred, strict=True)
+        for g, p, m in zip(grid, pred, macro, strict=True)
     ]
     return pd.DataFrame(rows)
 
@@ -113,6 +122,16 @@ def spread_table(best: pd.Series) -> pd.DataFrame:
     )
 
 
+def spread_text(best: pd.Series) -> str:
+    """:func:`spread_table` as two text rows (weights as columns), as printed by ``mer-gym users``."""
+    sp = spread_table(best)
+    wide = pd.DataFrame(
+        {f"{w:.1f}": [str(int(r["users"])), f"{r['share_%']:.1f}"] for w, r in sp.iterrows()},
+        index=["users", "share_%"],
+    ).rename_axis("best_w_face", axis=1)
+    return wide.to_string()
+
+
 # ---------------------------------------------------------------------------------------------
 # CLI
 
@@ -141,6 +160,8 @@ def cmd_users(args: argparse.Namespace) -> int:
         return 0
     print(f"population {preset.name!r}: {preset.description}")
     print(pool.summary())
+    if args.describe:
+        print(pool_table(pool))
     table, _ = describe_users(profiles, pool, seed=args.stream_seed)
     if args.describe:
         with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_rows", 500):
@@ -151,8 +172,24 @@ def cmd_users(args: argparse.Namespace) -> int:
         print("best macro-F1 over the whole stream in hindsight (f1_best), against equal weights (f1_equal).")
     print()
     print("hindsight-best fixed face weight across users:")
-    print(spread_table(table["best_w_face"]).T.to_string())
+    print(spread_text(table["best_w_face"]))
+    gain = 100 * (table["f1_best"] - table["f1_equal"])
+    print(
+        f"macro-F1 gain of the hindsight-best weight over equal weights (points): mean {gain.mean():.1f}, "
+        f"median {gain.median():.1f}, 90th percentile {gain.quantile(0.9):.1f}"
+    )
     return 0
+
+
+def pool_table(pool: UserPool) -> str:
+    """Each frozen model's accuracy per capture condition in the pool: mean and range over persons."""
+    lines = []
+    for modality in ("face", "speech"):
+        acc = pool.accuracy(modality)
+        df = pd.DataFrame({"mean": acc.mean(), "min": acc.min(), "max": acc.max()}).T.round(3)
+        lines.append(f"{modality} model accuracy per condition over the pool's {pool.n_persons} persons:")
+        lines.append(df.to_string())
+    return "\n".join(lines)
 
 
 def cmd_pool(args: argparse.Namespace) -> int:
@@ -162,9 +199,7 @@ def cmd_pool(args: argparse.Namespace) -> int:
     path = pool.save(args.out)
     print(f"wrote {path}")
     print(pool.summary())
-    for modality in ("face", "speech"):
-        print(f"\n{modality} accuracy per condition (mean over persons):")
-        print(pool.accuracy(modality).mean().round(3).to_frame("accuracy").T.to_string(index=False))
+    print(pool_table(pool))
     return 0
 
 

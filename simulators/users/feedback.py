@@ -20,6 +20,7 @@ The formulas (parameters in :class:`simulators.users.profile.Feedback`)::
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 from mer_gym.labels import EMOTIONS
@@ -73,8 +74,13 @@ def respond(stream: Stream, step: int, prediction: int, state: UserState) -> Res
     """
     if not 0 <= step < len(stream):
         raise IndexError(f"step {step} is outside the stream's {len(stream)} interactions")
-    if not isinstance(prediction, int) or not 0 <= prediction < len(EMOTIONS):
+    try:
+        index = operator.index(prediction)  # int or numpy integer (what argmax returns)
+    except TypeError:
+        index = -1
+    if not 0 <= index < len(EMOTIONS) or isinstance(prediction, bool):
         raise ValueError(f"prediction = {prediction!r}: expected a class index in 0..{len(EMOTIONS) - 1}")
+    prediction = index
     fb = stream.profile.feedback
     truth = int(stream.label[step])
     wrong = prediction != truth
