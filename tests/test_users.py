@@ -16,6 +16,7 @@ from mer_gym.labels import EMOTIONS
 from simulators.users.describe import (
     best_fixed_weight,
     describe_users,
+    gain_line,
     pool_table,
     spread_text,
     weight_curve,
@@ -495,6 +496,8 @@ def test_population_best_fixed_weights_spread_widely(pool):
     assert ((table["f1_best"] - table["f1_equal"]) > 0.01).mean() > 0.6
     # docs/users.md shows exactly this spread
     assert spread_text(best) in docs_block("spread-table")
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert f"{spread_text(best)}\n{gain_line(table)}" in readme, "update the README from `make users`"
 
 
 def test_weight_curve_and_best_weight(pool):

@@ -173,12 +173,17 @@ def cmd_users(args: argparse.Namespace) -> int:
     print()
     print("hindsight-best fixed face weight across users:")
     print(spread_text(table["best_w_face"]))
+    print(gain_line(table))
+    return 0
+
+
+def gain_line(table: pd.DataFrame) -> str:
+    """The hindsight-best weight's macro-F1 gain over equal weights across users, in points."""
     gain = 100 * (table["f1_best"] - table["f1_equal"])
-    print(
+    return (
         f"macro-F1 gain of the hindsight-best weight over equal weights (points): mean {gain.mean():.1f}, "
         f"median {gain.median():.1f}, 90th percentile {gain.quantile(0.9):.1f}"
     )
-    return 0
 
 
 def pool_table(pool: UserPool) -> str:
