@@ -76,8 +76,9 @@ def test_shipped_pool_matches_its_card_and_has_heterogeneous_persons(pool):
     card = json.loads((default_dir() / "user_pool.json").read_text())
     assert pool.n_persons == 32 and pool.face_conditions[0] == "clean" and pool.speech_conditions[0] == "clean"
     assert (pool.n_moments == 8).all()
-    models = json.loads((default_dir() / "fusion_head.card.json").read_text())
-    assert card["models"]["fusion_head"] == models["sha256"], "pool built with other models: `make pool`"
+    for name in ("face_cnn", "speech_lstm", "fusion_head"):
+        model = json.loads((default_dir() / f"{name}.card.json").read_text())
+        assert card["models"][name] == model["sha256"], f"pool built with another {name}: run `make pool`"
     face, speech = pool.accuracy("face"), pool.accuracy("speech")
     # conditions cost accuracy on average, as in the model cards
     assert face["clean"].mean() > face["blur"].mean() + 0.2
@@ -587,3 +588,12 @@ def test_cli_users_describe(capsys):
     assert "paper-pilot" in capsys.readouterr().out
     assert main(["users", "--preset", "nope"]) == 2
     assert "unknown population preset 'nope'" in capsys.readouterr().err
+
+
+def test_package_docstring_example_runs():
+    import doctest
+
+    import simulators.users
+
+    result = doctest.testmod(simulators.users)
+    assert result.attempted >= 4 and result.failed == 0
