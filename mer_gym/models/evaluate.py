@@ -129,18 +129,21 @@ def condition_arrays(
     split: str = "test",
     n_jobs: int = 1,
     cache: bool = True,
+    extra_face: dict[str, FaceConditions] | None = None,
+    extra_speech: dict[str, SpeechConditions] | None = None,
 ) -> Arrays:
     """The ``split`` samples of a generated corpus re-rendered under one named face condition
-    (:data:`FACE_CONDITIONS`) and one named speech condition (:data:`SPEECH_CONDITIONS`)."""
-    if face_condition not in FACE_CONDITIONS:
-        raise KeyError(f"unknown face condition {face_condition!r}: expected one of {', '.join(FACE_CONDITIONS)}")
-    if speech_condition not in SPEECH_CONDITIONS:
-        raise KeyError(
-            f"unknown speech condition {speech_condition!r}: expected one of {', '.join(SPEECH_CONDITIONS)}"
-        )
+    (:data:`FACE_CONDITIONS`, or ``extra_face``) and one named speech condition
+    (:data:`SPEECH_CONDITIONS`, or ``extra_speech``)."""
+    faces = {**FACE_CONDITIONS, **(extra_face or {})}
+    voices = {**SPEECH_CONDITIONS, **(extra_speech or {})}
+    if face_condition not in faces:
+        raise KeyError(f"unknown face condition {face_condition!r}: expected one of {', '.join(faces)}")
+    if speech_condition not in voices:
+        raise KeyError(f"unknown speech condition {speech_condition!r}: expected one of {', '.join(voices)}")
     corpus = Path(corpus)
     base = corpus_arrays(corpus, progress=False).split(split)
-    fc, sc = FACE_CONDITIONS[face_condition], SPEECH_CONDITIONS[speech_condition]
+    fc, sc = faces[face_condition], voices[speech_condition]
     key = config_key(manifest_hash(corpus), split, fc, sc, FACE_PREP, SPEECH_PREP)
     path = corpus / "conditions" / f"{split}-{face_condition}-{speech_condition}-{key}.npz"
     cached = load_npz(path, base.index) if cache else None

@@ -85,7 +85,9 @@ def respond(stream: Stream, step: int, prediction: int, state: UserState) -> Res
     truth = int(stream.label[step])
     wrong = prediction != truth
     e = state.engagement
-    p = float(fb.p_explicit_at(int(stream.week[step]), float(stream.hour[step]))) * e
+    p = fb.p_explicit * (1.0 - fb.weekly_decay) ** int(stream.week[step]) * e
+    if stream.hour[step] < fb.morning_until:
+        p *= fb.morning_factor
     explicit = bool(stream.u_explicit[step] < p)
     answer = NONE
     if explicit:

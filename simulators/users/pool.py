@@ -379,6 +379,25 @@ def pool_from_bank(bank: Any, *, dtype: str = "float16") -> UserPool:
     )
 
 
+def pool_extra_conditions() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Conditions of the pool beyond the model cards': the extremes a user can live in.
+
+    * face ``dark``: a nearly unlit room (illumination 0.08, sensor noise sigma 8 gray levels).
+      Histogram equalization (Eq. 1) recovers the merely dim frames of ``low_light`` but not
+      these; the Haar cascade finds no face.
+    * speech ``snr_-10db``: babble 10 dB louder than the speech (a phone in a pocket in a crowd).
+
+    Both are design defaults (D); the pool's table in docs/users.md shows what they cost.
+    """
+    from simulators.corpus.faces import FaceConditions
+    from simulators.corpus.speech import SpeechConditions
+
+    return (
+        {"dark": FaceConditions(illumination=0.08, noise_sigma=8.0)},
+        {"snr_-10db": SpeechConditions(noise_type="babble", snr_db=-10.0)},
+    )
+
+
 def build_pool(
     corpus: str | Path,
     models_dir: str | Path | None = None,
@@ -393,21 +412,25 @@ def build_pool(
 
     Every moment is rendered once per face condition (speech clean) and once per speech condition
     (face clean) with :func:`~mer_gym.models.evaluate.condition_arrays`, then run through the
-    frozen models. Conditions default to those of the model cards.
+    frozen models. Conditions default to those of the model cards plus
+    :func:`pool_extra_conditions`.
     """
     from mer_gym.bank import bank_from_arrays, load_frozen_models
     from mer_gym.models.evaluate import FACE_CONDITIONS, SPEECH_CONDITIONS, condition_arrays
 
     t0 = time.perf_counter()
     corpus = Path(corpus)
-    fcs = tuple(face_conditions or FACE_CONDITIONS)
-    scs = tuple(speech_conditions or SPEECH_CONDITIONS)
+    extra_face, extra_speech = pool_extra_conditions()
+    fcs = tuple(face_conditions or (*FACE_CONDITIONS, *extra_face))
+    scs = tuple(speech_conditions or (*SPEECH_CONDITIONS, *extra_speech))
     models = load_frozen_models(models_dir)
     banks: dict[tuple[str, str], Any] = {}
 
     def bank_for(fc: str, sc: str) -> Any:
         if (fc, sc) not in banks:
-            arrays = condition_arrays(corpus, fc, sc, split="user_pool", n_jobs=n_jobs)
+            arrays = condition_arrays(
+                corpus, fc, sc, split="user_pool", n_jobs=n_jobs, extra_face=extra_face, extra_speech=extra_speech
+            )
             banks[(fc, sc)] = bank_from_arrays(arrays, models, dtype="float32", progress=progress)
         return banks[(fc, sc)]
 

@@ -22,11 +22,6 @@ from typing import Any
 from mer_gym.config import ConfigError, check_interval, check_range, from_mapping
 from mer_gym.labels import EMOTIONS
 
-FACE_CONDITION_NAMES = ("clean", "low_light", "occluded", "pose_30deg", "blur")
-"""Named face conditions of the shipped pool (those of the model cards)."""
-SPEECH_CONDITION_NAMES = ("clean", "snr_20db", "snr_10db", "snr_0db", "reverb", "phone")
-"""Named speech conditions of the shipped pool."""
-
 DEFAULT_BASE_RATES: Mapping[str, float] = {
     "neutral": 0.40,
     "happiness": 0.30,
@@ -68,10 +63,10 @@ class Context:
         name: e.g. ``home``, ``work``, ``commute``.
         weight: relative share of prompts answered in this context (normalized over contexts).
         hours: [from, to) hours of the day in which the context can occur (``[0, 24]``: any time).
-        face: probability of each named face condition (pool conditions: clean, low_light,
-            occluded, pose_30deg, blur) when the camera is on.
+        face: probability of each named face condition (the shipped pool's: clean, low_light,
+            occluded, pose_30deg, blur, dark) when the camera is on.
         speech: probability of each named speech condition (clean, snr_20db, snr_10db, snr_0db,
-            reverb, phone) when the user speaks.
+            reverb, phone, snr_-10db) when the user speaks.
         p_camera_off: probability that no face is captured (camera covered, phone in a pocket).
         p_silence: probability that no speech is captured (the user types or stays silent).
     """
