@@ -19,7 +19,7 @@ from gymnasium.envs.registration import register, registry
 from mer_gym.labels import EMOTIONS, NUM_EMOTIONS
 
 __version__ = "0.1.0"
-__all__ = ["ENV_IDS", "EMOTIONS", "NUM_EMOTIONS", "__version__"]
+__all__ = ["EMOTIONS", "ENV_IDS", "NUM_EMOTIONS", "__version__"]
 
 ENV_IDS = ("mer_gym/Personalization-v0", "mer_gym/PersonalizationDay-v0")
 _ENTRY = "mer_gym.envs.personalization:PersonalizationEnv"
