@@ -39,7 +39,8 @@ def check_fusion(mode: str) -> str:
 
 @dataclass(frozen=True, eq=False)
 class PoolArrays:
-    """Float64 row views of a :class:`UserPool` and its fusion head (gathered per batch)."""
+    """Float64 row views of a :class:`UserPool` and its fusion head (gathered per batch); the
+    softmax rows are renormalized to sum to 1 (float16 storage rounds them)."""
 
     face_proj: np.ndarray
     speech_proj: np.ndarray
@@ -61,12 +62,16 @@ def _pool_arrays(pool: UserPool) -> PoolArrays:
         out.setflags(write=False)
         return out
 
+    def probs(a: np.ndarray) -> np.ndarray:  # float16 storage rounds: renormalize each row
+        a = np.asarray(a, dtype=np.float64)
+        return f64(a / a.sum(axis=1, keepdims=True))
+
     proj = pool.projection
     return PoolArrays(
         face_proj=f64(pool.face_flat("proj")),
         speech_proj=f64(pool.speech_flat("proj")),
-        face_probs=f64(pool.face_flat("softmax")),
-        speech_probs=f64(pool.speech_flat("softmax")),
+        face_probs=probs(pool.face_flat("softmax")),
+        speech_probs=probs(pool.speech_flat("softmax")),
         b1=f64(proj.b1),
         W2=f64(proj.W2),
         b2=f64(proj.b2),

@@ -149,11 +149,13 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
     >>> obs, info = env.reset(seed=0)
     >>> sorted(obs)
     ['engagement', 'explicit', 'face', 'fused', 'history', 'present', 'response_time', 'speech', 'weights']
-    >>> obs["weights"].tolist(), info["user_id"], env.action_space
-    ([0.5, 0.5], 'u000', Discrete(3))
+    >>> obs["weights"].tolist(), info["user_id"] in {"u000", "u001", "u002", "u003", "u004", "u005"}
+    ([0.5, 0.5], True)
+    >>> env.action_space
+    Discrete(3)
     >>> obs, reward, terminated, truncated, info = env.step(2)
-    >>> obs["weights"].round(2).tolist(), info["w_face"]
-    ([0.6, 0.4], 0.6)
+    >>> [round(float(w), 2) for w in obs["weights"]], info["w_face"], info["label"] in mer_gym.EMOTIONS
+    ([0.6, 0.4], 0.6, True)
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}

@@ -1,0 +1,152 @@
+"""Wrappers: a discretized observation for tabular agents (the paper's Q-table), and what SB3 needs.
+
+:class:`DiscretizeObservation` maps the env's ``Dict`` observation to one integer state, the
+product of a few binned features (the paper's §5.5 state: fused confidences, the last detected
+emotions and the user-interaction features, made small enough for a Q-table to fill in a
+two-week pilot). SB3's algorithms take the ``Dict`` observation flattened by Gymnasium's own
+``FlattenObservation`` (:func:`flatten_for_sb3`).
+
+Default state (3 x 5 x 3 x 3 = 135 states):
+
+| feature | values | bins |
+|---|---|---|
+| ``confidence_gap`` | max face prob − max speech prob | < −0.2, [−0.2, 0.2), ≥ 0.2 |
+| ``w_face`` | the current face weight | [0, .2), [.2, .4), [.4, .6), [.6, .8), [.8, 1] |
+| ``explicit`` | last explicit feedback | none, confirmation, correction |
+| ``present`` | captured modalities | both, face only, speech only |
+
+Optional features: ``fused_confidence`` (max fused prob; bins 0.4, 0.7), ``last_emotion`` (the
+newest detected emotion, 7 values), ``engagement`` (bins 0.5, 0.8), ``response_time`` (bins 0.2, 0.5).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.wrappers import FlattenObservation
+
+from mer_gym.labels import EMOTIONS
+
+DEFAULT_FEATURES = ("confidence_gap", "w_face", "explicit", "present")
+DEFAULT_BINS: dict[str, tuple[float, ...]] = {
+    "confidence_gap": (-0.2, 0.2),
+    "w_face": (0.2, 0.4, 0.6, 0.8),
+    "fused_confidence": (0.4, 0.7),
+    "engagement": (0.5, 0.8),
+    "response_time": (0.2, 0.5),
+}
+_CATEGORICAL = {"explicit": 3, "present": 3, "last_emotion": len(EMOTIONS) + 1}
+
+
+def _value(name: str, obs: Mapping[str, np.ndarray]) -> float:
+    if name == "confidence_gap":
+        return float(obs["face"].max() - obs["speech"].max())
+    if name == "w_face":
+        return float(obs["weights"][0])
+    if name == "fused_confidence":
+        return float(obs["fused"].max())
+    if name in ("engagement", "response_time"):
+        return float(obs[name][0])
+    raise KeyError(name)
+
+
+def _category(name: str, obs: Mapping[str, np.ndarray]) -> int:
+    if name == "explicit":
+        return int(obs["explicit"])
+    if name == "present":
+        face, speech = int(obs["present"][0]), int(obs["present"][1])
+        return 0 if face and speech else 1 if face else 2
+    if name == "last_emotion":
+        return int(obs["history"][0])
+    raise KeyError(name)
+
+
+class DiscretizeObservation(gym.ObservationWrapper):
+    """The observation as one integer: the mixed-radix product of binned features.
+
+    Args:
+        env: a :class:`~mer_gym.envs.personalization.PersonalizationEnv` (or a wrapper of one).
+        features: feature names, in the order of the state's digits (see the module docstring).
+        bins: bin edges per continuous feature, overriding :data:`DEFAULT_BINS` (increasing).
+
+    ``decode(state)`` gives each feature's bin back (for reading a Q-table).
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        features: Sequence[str] = DEFAULT_FEATURES,
+        bins: Mapping[str, Sequence[float]] | None = None,
+    ) -> None:
+        super().__init__(env)
+        edges = dict(DEFAULT_BINS)
+        for name, value in (bins or {}).items():
+            if name not in DEFAULT_BINS:
+                raise ValueError(
+                    f"bins: {name!r} is not a binned feature; binned features: {', '.join(DEFAULT_BINS)}"
+                )
+            value = tuple(float(v) for v in value)
+            if not value or any(b <= a for a, b in itertools.pairwise(value)):
+                raise ValueError(f"bins[{name!r}] = {list(value)}: expected increasing bin edges")
+            edges[name] = value
+        known = set(DEFAULT_BINS) | set(_CATEGORICAL)
+        features = tuple(features)
+        if not features or any(f not in known for f in features) or len(set(features)) != len(features):
+            raise ValueError(
+                f"features = {list(features)}: expected distinct names from {', '.join(sorted(known))}"
+            )
+        self.features = features
+        self.edges = {f: np.asarray(edges[f]) for f in features if f in DEFAULT_BINS}
+        self.sizes = tuple(
+            _CATEGORICAL[f] if f in _CATEGORICAL else len(self.edges[f]) + 1 for f in features
+        )
+        self.observation_space = spaces.Discrete(int(np.prod(self.sizes)))
+
+    def digits(self, obs: Mapping[str, np.ndarray]) -> tuple[int, ...]:
+        """Each feature's bin for a Dict observation."""
+        out = []
+        for f in self.features:
+            if f in _CATEGORICAL:
+                out.append(_category(f, obs))
+            else:
+                out.append(int(np.searchsorted(self.edges[f], _value(f, obs), side="right")))
+        return tuple(out)
+
+    def observation(self, observation: Mapping[str, np.ndarray]) -> int:
+        state = 0
+        for digit, size in zip(self.digits(observation), self.sizes, strict=True):
+            state = state * size + digit
+        return state
+
+    def decode(self, state: int) -> dict[str, int]:
+        """Feature name → bin index of a state (the inverse of :meth:`observation`)."""
+        if not 0 <= state < self.observation_space.n:
+            raise ValueError(f"state = {state!r}: expected 0..{self.observation_space.n - 1}")
+        out: dict[str, int] = {}
+        for f, size in zip(reversed(self.features), reversed(self.sizes), strict=True):
+            state, out[f] = divmod(state, size)
+        return {f: out[f] for f in self.features}
+
+
+def flatten_for_sb3(env: gym.Env) -> gym.Env:
+    """The Dict observation flattened into one Box (one-hot for the discrete parts), as SB3's
+    MLP policies take it: Gymnasium's ``FlattenObservation``."""
+    return FlattenObservation(env)
+
+
+def make_env(env_id: str = "mer_gym/Personalization-v0", *, wrapper: str | None = None, **kwargs: Any) -> gym.Env:
+    """``gymnasium.make(env_id, **kwargs)`` with ``wrapper`` ``"discrete"`` (tabular), ``"flat"``
+    (SB3) or None."""
+    env = gym.make(env_id, **kwargs)
+    if wrapper is None:
+        return env
+    if wrapper == "discrete":
+        return DiscretizeObservation(env)
+    if wrapper == "flat":
+        return flatten_for_sb3(env)
+    raise ValueError(f"wrapper = {wrapper!r}: expected None, 'discrete' or 'flat'")
