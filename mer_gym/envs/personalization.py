@@ -23,6 +23,7 @@ from simulators.users.stream import Stream, draw_stream
 NO_EMOTION = len(EMOTIONS)
 """The history entry before any emotion has been detected."""
 EPISODES = ("pilot", "day")
+_MAX_TABLES = 64
 FEEDBACK_NONE, FEEDBACK_CONFIRMATION, FEEDBACK_CORRECTION = 0, 1, 2
 
 
@@ -252,7 +253,9 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         return self._obs(), self._step_info(self._t)
 
     def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        st = self.stream
+        st = self._stream
+        if st is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
         t = self._t
         if t >= self._day_end:
             raise gym.error.ResetNeeded("the episode has ended (truncated): call reset()")
@@ -265,27 +268,34 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
                 f"action = {action!r} is invalid: expected an integer in 0..{self.action_space.n - 1} "
                 f"(weight changes {self.increments.tolist()})"
             )
-        w = _check_weight(self._w, "w_face")  # a wrapper may have set it
+        w = self._w
+        if not 0.0 <= w <= 1.0:  # a wrapper may have set it (False for NaN too)
+            _check_weight(w, "w_face")
         w = min(1.0, max(0.0, round(w + self._incs[a], 12)))
-        probs = self._obs_fused if w == self._w and self._obs_fused_t == t else self._fused(t, w)
         self._w = w
-        pred = int(probs.argmax())
+        if w not in self._tables:
+            self._fused(t, w)
+        pred = self._argmax[w][t]
         response = respond(st, t, pred, self._user)
-        arrived = self._pending.pop(t, [])
+        arrived = self._pending.pop(t, None)
+        confirmations = corrections = 0
         explicit_info = []
         if response.explicit:
             item = (t, response.confirmed, response.answer)
             if response.deliver_step == t:
-                arrived.append(item)
+                arrived = [*(arrived or ()), item]
             else:
                 self._pending.setdefault(response.deliver_step, []).append(item)
-        confirmations = sum(1 for _, ok, _ in arrived if ok)
-        corrections = len(arrived) - confirmations
-        for step, ok, answer in arrived:
-            explicit_info.append({"step": step, "confirmed": ok, "answer": EMOTIONS[answer]})
-        rt_z = self._rt_z(math.log(response.response_time_s))
+        if arrived:
+            for step, ok, answer in arrived:
+                explicit_info.append({"step": step, "confirmed": ok, "answer": EMOTIONS[answer]})
+                confirmations += ok
+            corrections = len(arrived) - confirmations
+        rt = response.response_time_s
+        rt_z = self._rt_z(math.log(rt))
         eng_z = self._eng_z(response.engagement)
-        label = int(st.label[t])
+        x = st.lists
+        label = x["label"][t]
         correct = pred == label
         signal = RewardSignal(confirmations, corrections, rt_z, eng_z, correct if self._needs_truth else None)
         reward = float(self.reward_fn(signal))
@@ -295,10 +305,15 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         self._last_explicit = (
             FEEDBACK_CORRECTION if corrections else FEEDBACK_CONFIRMATION if confirmations else FEEDBACK_NONE
         )
-        self._last_rt = min(response.response_time_s / self.max_rt, 1.0)
+        self._last_rt = min(rt / self.max_rt, 1.0)
         self._last_engagement = min(max(response.engagement, 0.0), 1.0)
         info = {
-            **self._step_info(t),
+            "user_id": st.profile.user_id,
+            "step": t,
+            "day": x["pilot_day"][t],
+            "week": x["week"][t],
+            "context": st.context_names[x["context"][t]],
+            "stream_seed": st.seed,
             "label": EMOTIONS[label],
             "label_index": label,
             "prediction": EMOTIONS[pred],
@@ -306,7 +321,7 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
             "correct": correct,
             "w_face": w,
             "explicit_feedback": explicit_info,
-            "response_time_s": response.response_time_s,
+            "response_time_s": rt,
             "engagement": response.engagement,
         }
         self._t = t + 1
@@ -359,10 +374,10 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         self._face_probs = a.face_probs[st.face_row]
         self._speech_probs = a.speech_probs[st.speech_row]
         self._fp, self._sp = fp, sp
-        # feature fusion: b1 + w·p_face + (1-w)·p_speech = (b1 + p_speech) + w·(p_face - p_speech)
-        self._base = a.b1 + self._speech_proj
-        self._zero = np.zeros(a.b1.shape)
-        self._diff = self._face_proj - self._speech_proj
+        self._tables: dict[float, np.ndarray] = {}
+        self._argmax: dict[float, list[int]] = {}
+        self._tables32: dict[float, np.ndarray] = {}
+        self._weights32: dict[float, np.ndarray] = {}
         self._obs_face = np.where(st.face_present[:, None], self._face_probs, UNIFORM).astype(np.float32)
         self._obs_speech = np.where(st.speech_present[:, None], self._speech_probs, UNIFORM).astype(np.float32)
         self._present = np.stack([st.face_present, st.speech_present], axis=1).astype(np.int8)
@@ -383,46 +398,45 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         return int(np.searchsorted(st.pilot_day, day, side="right"))
 
     def _fused(self, t: int, w: float) -> np.ndarray:
-        if self.fusion == "feature":
-            # the per-step fast path of fusion.fuse (same arithmetic; the 6-way softmax in Python
-            # floats, which is several times faster than numpy on 6 numbers)
-            hidden = self._base[t] + w * self._diff[t]
-            np.maximum(hidden, self._zero, out=hidden)
-            z = (hidden @ self._arrays.W2 + self._arrays.b2).tolist()
-            m = max(z)
-            e = [math.exp(v - m) for v in z]
-            total = sum(e)
-            probs = np.array([v / total for v in e])
-            ok = math.isfinite(total)
-        else:
-            probs = fuse(
-                self.fusion,
-                self._arrays,
-                self._face_proj[t : t + 1],
-                self._speech_proj[t : t + 1],
-                self._face_probs[t : t + 1],
-                self._speech_probs[t : t + 1],
-                self._fp[t : t + 1],
-                self._sp[t : t + 1],
-                np.array([w]),
-            )[0]
-            ok = bool(np.isfinite(probs).all())
-        if not ok:
-            raise ValueError(
-                f"user {self.stream.user_id}, interaction {t}: the fused prediction holds NaN or inf "
-                "(a pool row is broken); rebuild the user pool with `make pool`"
+        """The fused softmax of interaction ``t`` at face weight ``w``.
+
+        The whole stream is fused at once the first time a weight is used (one batched
+        :func:`~mer_gym.envs.fusion.fuse` call; a pilot visits a handful of weights), so that a
+        step is a table lookup.
+        """
+        table = self._tables.get(w)
+        if table is None:
+            if len(self._tables) >= _MAX_TABLES:  # a wrapper setting arbitrary weights: bound memory
+                for cache in (self._tables, self._argmax, self._tables32, self._weights32):
+                    cache.clear()
+            n = len(self._fp)
+            table = fuse(
+                self.fusion, self._arrays, self._face_proj, self._speech_proj, self._face_probs,
+                self._speech_probs, self._fp, self._sp, np.full(n, w),
             )
-        return probs
+            bad = ~np.isfinite(table).all(axis=1)
+            if bad.any():
+                raise ValueError(
+                    f"user {self.stream.user_id}, interaction {int(np.flatnonzero(bad)[0])}: the fused "
+                    "prediction holds NaN or inf (a pool row is broken); rebuild the user pool with `make pool`"
+                )
+            table.setflags(write=False)
+            self._tables[w] = table
+            self._argmax[w] = table.argmax(axis=1).tolist()
+            self._tables32[w] = table.astype(np.float32)
+            self._weights32[w] = np.array([w, 1.0 - w], np.float32)
+        return table[t]
 
     def _obs(self, t: int | None = None) -> dict[str, np.ndarray]:
         t = self._t if t is None else t
         w = self._w
-        self._obs_fused, self._obs_fused_t = self._fused(t, w), t
+        if w not in self._tables:
+            self._fused(t, w)
         return {
             "face": self._obs_face[t].copy(),
             "speech": self._obs_speech[t].copy(),
-            "fused": self._obs_fused.astype(np.float32),
-            "weights": np.array([w, 1.0 - w], np.float32),
+            "fused": self._tables32[w][t].copy(),
+            "weights": self._weights32[w].copy(),
             "history": np.array(self._history, np.int64),
             "explicit": self._last_explicit,
             "response_time": np.array([self._last_rt], np.float32),
