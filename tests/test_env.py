@@ -420,3 +420,18 @@ def test_emotion_names_in_info(pool):
     info = env.step(1)[-1]
     assert info["label"] in EMOTIONS and info["prediction"] in EMOTIONS
     assert {"day", "week", "context", "user_id", "step"} <= set(info)
+
+
+def test_level_actions_set_the_weight_and_reset_can_set_it(pool):
+    env = PersonalizationEnv(profiles=[user(pool)], actions="levels", delta_w=0.25)
+    assert env.action_space == gym.spaces.Discrete(5)
+    env.reset(seed=0, options={"w_face": 0.9})
+    assert env.w_face == 0.9
+    assert [env.step(a)[-1]["w_face"] for a in (4, 0, 2)] == [1.0, 0.0, 0.5]
+    check_env(PersonalizationEnv(profiles=[user(pool)], actions="levels"), skip_render_check=True)
+    with pytest.raises(ValueError, match="1 / delta_w must be an integer"):
+        PersonalizationEnv(profiles=[user(pool)], actions="levels", delta_w=0.3)
+    with pytest.raises(ValueError, match="actions = 'absolute'"):
+        PersonalizationEnv(profiles=[user(pool)], actions="absolute")
+    with pytest.raises(ValueError, match=r"options\['w_face'\]"):
+        env.reset(options={"w_face": -0.1})

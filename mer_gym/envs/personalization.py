@@ -23,6 +23,7 @@ from simulators.users.stream import Stream, draw_stream
 NO_EMOTION = len(EMOTIONS)
 """The history entry before any emotion has been detected."""
 EPISODES = ("pilot", "day")
+ACTION_MODES = ("increments", "levels")
 _MAX_TABLES = 64
 FEEDBACK_NONE, FEEDBACK_CONFIRMATION, FEEDBACK_CORRECTION = 0, 1, 2
 
@@ -43,6 +44,16 @@ def observation_space(history: int) -> spaces.Dict:
             "present": spaces.MultiBinary(2),
         }
     )
+
+
+def weight_levels(delta_w: float) -> np.ndarray:
+    """The face weights ``0, delta_w, 2 delta_w, ..., 1`` (``1 / delta_w`` must be an integer)."""
+    n = round(1.0 / delta_w)
+    if not math.isclose(n * delta_w, 1.0, abs_tol=1e-9):
+        raise ValueError(
+            f"delta_w = {delta_w!r}: with actions='levels', 1 / delta_w must be an integer (e.g. 0.1, 0.25)"
+        )
+    return np.round(np.linspace(0.0, 1.0, n + 1), 12)
 
 
 def check_increments(delta_w: float, increments: Sequence[int]) -> np.ndarray:
@@ -80,6 +91,8 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
 
     ``Discrete(len(increments))``: action ``a`` moves ``w_face`` by ``increments[a] * delta_w``
     (default ``(-1, 0, 1) * 0.1``: down, keep, up), clipped to [0, 1]; ``w_speech`` follows.
+    With ``actions="levels"``, ``Discrete(1 / delta_w + 1)``: action ``a`` sets ``w_face`` to
+    ``a * delta_w`` (for bandits over weight levels and per-sample fusion rules).
 
     ## Observation Space
 
@@ -109,7 +122,7 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
 
     ## Starting State
 
-    ``w_face = w_face0`` (0.5); empty history; no feedback yet. The user is ``options["user"]``
+    ``w_face = w_face0`` (0.5) or ``options["w_face"]``; empty history; no feedback yet. The user is ``options["user"]``
     (an index or a user id); else, after ``reset(seed=s)``, one drawn from the env's freshly seeded
     generator; else the next user of the population in turn. The stream seed is
     ``options["stream_seed"]``, else the ``seed`` passed to ``reset``, else drawn from the env's
@@ -128,6 +141,7 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
     ``profiles`` (explicit list of :class:`Profile`, overrides ``population``), ``n_users``,
     ``population_seed``, ``pool`` (:class:`UserPool`; default the shipped pool), ``fusion``
     (``"feature"``, ``"late"``, ``"log_linear"``), ``delta_w`` (0.1), ``increments`` ((-1, 0, 1)),
+    ``actions`` (``"increments"``, ``"levels"``),
     ``history`` (k = 5), ``w_face0`` (0.5), ``reward`` (``"feedback"``, ``"oracle"`` or a callable),
     ``episode`` (``"pilot"``, ``"day"``), ``max_response_time_s`` (30).
 
@@ -172,6 +186,7 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         fusion: str = "feature",
         delta_w: float = 0.1,
         increments: Sequence[int] = (-1, 0, 1),
+        actions: str = "increments",
         history: int = 5,
         w_face0: float = 0.5,
         reward: str | Callable[[RewardSignal], Any] = "feedback",
@@ -192,6 +207,11 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         self.delta_w = float(delta_w)
         self.increments = check_increments(delta_w, increments)
         self._incs = self.increments.tolist()
+        if actions not in ACTION_MODES:
+            raise ValueError(f"actions = {actions!r}: expected one of {', '.join(ACTION_MODES)}")
+        self.actions = actions
+        self.levels = weight_levels(delta_w) if actions == "levels" else None
+        self._levels = self.levels.tolist() if self.levels is not None else []
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
             raise ValueError(f"history = {history!r}: expected an integer >= 1 (the paper's k)")
         self.k = history
@@ -206,7 +226,7 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode = {render_mode!r}: expected None or one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
-        self.action_space = spaces.Discrete(len(self.increments))
+        self.action_space = spaces.Discrete(len(self._incs) if actions == "increments" else len(self._levels))
         self.observation_space = observation_space(history)
         self._arrays = PoolArrays.of(self.pool)
         self._next_user = 0
@@ -237,9 +257,11 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
         options = dict(options or {})
-        unknown = set(options) - {"user", "stream_seed"}
+        unknown = set(options) - {"user", "stream_seed", "w_face"}
         if unknown:
-            raise ValueError(f"reset options {sorted(unknown)} are unknown: expected 'user' and/or 'stream_seed'")
+            raise ValueError(
+                f"reset options {sorted(unknown)} are unknown: expected 'user', 'stream_seed' and/or 'w_face'"
+            )
         continue_day = (
             self.episode == "day"
             and self._stream is not None
@@ -249,6 +271,8 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         )
         if not continue_day:
             self._start_pilot(options, seed)
+            if "w_face" in options:
+                self._w = _check_weight(options["w_face"], "options['w_face']")
         self._day_end = self._end_of_day(self._t)
         return self._obs(), self._step_info(self._t)
 
@@ -263,15 +287,20 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
             a = operator.index(action)
         except TypeError:
             a = -1
-        if not 0 <= a < len(self.increments) or isinstance(action, bool):
+        if not 0 <= a < self.action_space.n or isinstance(action, bool):
+            meaning = (
+                f"weight changes {self._incs}" if self.actions == "increments" else f"face weights {self._levels}"
+            )
             raise ValueError(
-                f"action = {action!r} is invalid: expected an integer in 0..{self.action_space.n - 1} "
-                f"(weight changes {self.increments.tolist()})"
+                f"action = {action!r} is invalid: expected an integer in 0..{self.action_space.n - 1} ({meaning})"
             )
         w = self._w
         if not 0.0 <= w <= 1.0:  # a wrapper may have set it (False for NaN too)
             _check_weight(w, "w_face")
-        w = min(1.0, max(0.0, round(w + self._incs[a], 12)))
+        if self.actions == "increments":
+            w = min(1.0, max(0.0, round(w + self._incs[a], 12)))
+        else:
+            w = self._levels[a]
         self._w = w
         if w not in self._tables:
             self._fused(t, w)
