@@ -1,5 +1,29 @@
-"""Personalization policies (tabular Q-learning of the paper's §5.5 and its baselines).
+"""Personalization policies behind one protocol (:mod:`agents.base`), and a runner.
 
-Empty until the policies issue lands; the package exists so that the layout fixed by the design card
-(`agents/`) installs and imports from the start.
+>>> from agents import make_policy, policy_names
+>>> "q-learning" in policy_names() and "equal-weights" in policy_names()
+True
+>>> make_policy("q-learning").config.alpha, make_policy("q-learning").config.gamma
+(0.05, 0.9)
 """
+
+from agents.base import Policy, PolicyError, make_policy, policy, policy_names, register
+from agents.fixed import ConfidenceWeighting, FixedWeight, RandomWeight
+from agents.runner import env_for, play, play_users
+from agents.tabular import QLearning
+
+__all__ = [
+    "ConfidenceWeighting",
+    "FixedWeight",
+    "Policy",
+    "PolicyError",
+    "QLearning",
+    "RandomWeight",
+    "env_for",
+    "make_policy",
+    "play",
+    "play_users",
+    "policy",
+    "policy_names",
+    "register",
+]

@@ -66,24 +66,20 @@ def _category(name: str, obs: Mapping[str, np.ndarray]) -> int:
     raise KeyError(name)
 
 
-class DiscretizeObservation(gym.ObservationWrapper):
-    """The observation as one integer: the mixed-radix product of binned features.
+class Discretizer:
+    """Maps a Dict observation to one integer: the mixed-radix product of binned features.
 
     Args:
-        env: a :class:`~mer_gym.envs.personalization.PersonalizationEnv` (or a wrapper of one).
         features: feature names, in the order of the state's digits (see the module docstring).
         bins: bin edges per continuous feature, overriding :data:`DEFAULT_BINS` (increasing).
 
-    ``decode(state)`` gives each feature's bin back (for reading a Q-table).
+    ``decode(state)`` gives each feature's bin back (for reading a Q-table); ``signature`` is a
+    JSON-able description of the state space (saved with Q-tables, checked on load).
     """
 
     def __init__(
-        self,
-        env: gym.Env,
-        features: Sequence[str] = DEFAULT_FEATURES,
-        bins: Mapping[str, Sequence[float]] | None = None,
+        self, features: Sequence[str] = DEFAULT_FEATURES, bins: Mapping[str, Sequence[float]] | None = None
     ) -> None:
-        super().__init__(env)
         edges = dict(DEFAULT_BINS)
         for name, value in (bins or {}).items():
             if name not in DEFAULT_BINS:
@@ -105,7 +101,15 @@ class DiscretizeObservation(gym.ObservationWrapper):
         self.sizes = tuple(
             _CATEGORICAL[f] if f in _CATEGORICAL else len(self.edges[f]) + 1 for f in features
         )
-        self.observation_space = spaces.Discrete(int(np.prod(self.sizes)))
+        self.n_states = int(np.prod(self.sizes))
+
+    @property
+    def signature(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "bins": {f: self.edges[f].tolist() for f in self.features if f in self.edges},
+            "n_states": self.n_states,
+        }
 
     def digits(self, obs: Mapping[str, np.ndarray]) -> tuple[int, ...]:
         """Each feature's bin for a Dict observation."""
@@ -117,20 +121,42 @@ class DiscretizeObservation(gym.ObservationWrapper):
                 out.append(int(np.searchsorted(self.edges[f], _value(f, obs), side="right")))
         return tuple(out)
 
-    def observation(self, observation: Mapping[str, np.ndarray]) -> int:
+    def state(self, obs: Mapping[str, np.ndarray]) -> int:
         state = 0
-        for digit, size in zip(self.digits(observation), self.sizes, strict=True):
+        for digit, size in zip(self.digits(obs), self.sizes, strict=True):
             state = state * size + digit
         return state
 
     def decode(self, state: int) -> dict[str, int]:
-        """Feature name → bin index of a state (the inverse of :meth:`observation`)."""
-        if not 0 <= state < self.observation_space.n:
-            raise ValueError(f"state = {state!r}: expected 0..{self.observation_space.n - 1}")
+        """Feature name → bin index of a state (the inverse of :meth:`state`)."""
+        if not 0 <= state < self.n_states:
+            raise ValueError(f"state = {state!r}: expected 0..{self.n_states - 1}")
         out: dict[str, int] = {}
         for f, size in zip(reversed(self.features), reversed(self.sizes), strict=True):
             state, out[f] = divmod(state, size)
         return {f: out[f] for f in self.features}
+
+
+class DiscretizeObservation(gym.ObservationWrapper):
+    """The observation as one integer state of a :class:`Discretizer` (same arguments)."""
+
+    def __init__(
+        self,
+        env: gym.Env,
+        features: Sequence[str] = DEFAULT_FEATURES,
+        bins: Mapping[str, Sequence[float]] | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.discretizer = Discretizer(features, bins)
+        self.features = self.discretizer.features
+        self.sizes = self.discretizer.sizes
+        self.observation_space = spaces.Discrete(self.discretizer.n_states)
+
+    def observation(self, observation: Mapping[str, np.ndarray]) -> int:
+        return self.discretizer.state(observation)
+
+    def decode(self, state: int) -> dict[str, int]:
+        return self.discretizer.decode(state)
 
 
 def flatten_for_sb3(env: gym.Env) -> gym.Env:

@@ -1,0 +1,144 @@
+"""Policies that do not learn: fixed fusion weights, per-sample confidence weighting, random.
+
+All of them speak ``actions="levels"`` (they set the face weight directly), with levels every
+``delta_w`` (0.1 by default, as the env's).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.base import Policy, check_positive, check_probability, policy
+from mer_gym.config import ConfigError
+
+
+def _levels(delta_w: float) -> int:
+    n = round(1.0 / delta_w)
+    if not math.isclose(n * delta_w, 1.0, abs_tol=1e-9):
+        raise ConfigError(f"delta_w = {delta_w!r}: 1 / delta_w must be an integer (e.g. 0.1, 0.25)")
+    return n
+
+
+class LevelPolicy(Policy):
+    """A policy over the weight levels ``0, delta_w, ..., 1`` (``actions="levels"``)."""
+
+    actions = "levels"
+
+    def level(self, w_face: float) -> int:
+        """The action that sets the weight nearest to ``w_face``."""
+        n = _levels(self.config.delta_w)
+        return int(min(n, max(0, round(w_face * n))))
+
+
+@dataclass(frozen=True)
+class FixedConfig:
+    """Attributes:
+    w_face: the fixed face weight (0.5: equal weights, the reference every gain is measured
+        against; 1: face only; 0: speech only).
+    delta_w: spacing of the env's weight levels.
+    """
+
+    w_face: float = 0.5
+    delta_w: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_probability("w_face", self.w_face)
+        check_positive("delta_w", self.delta_w)
+        _levels(self.delta_w)
+
+
+@policy("fixed")
+@policy("equal-weights", w_face=0.5)
+@policy("face-only", w_face=1.0)
+@policy("speech-only", w_face=0.0)
+class FixedWeight(LevelPolicy):
+    """Always the same face weight."""
+
+    name = "fixed"
+    Config = FixedConfig
+
+    @property
+    def w_face0(self) -> float:
+        return self.config.w_face
+
+    def act(self, obs: Mapping[str, np.ndarray], *, deterministic: bool = False) -> int:
+        return self.level(self.config.w_face)
+
+
+@dataclass(frozen=True)
+class ConfidenceConfig:
+    """Attributes:
+    measure: ``"max"`` (each model's top probability) or ``"entropy"`` (1 minus its normalized
+        entropy).
+    delta_w: spacing of the env's weight levels.
+    """
+
+    measure: str = "max"
+    delta_w: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.measure not in ("max", "entropy"):
+            raise ConfigError(f"measure = {self.measure!r}: expected 'max' or 'entropy'")
+        check_positive("delta_w", self.delta_w)
+        _levels(self.delta_w)
+
+
+def confidence(probs: np.ndarray, measure: str) -> float:
+    """How sure one model is: its top probability, or 1 - entropy / log(6)."""
+    p = np.asarray(probs, dtype=np.float64)
+    if measure == "max":
+        return float(p.max())
+    p = np.clip(p, 1e-12, 1.0)
+    return float(1.0 + (p * np.log(p)).sum() / math.log(len(p)))
+
+
+@policy("confidence")
+@policy("confidence-entropy", measure="entropy")
+class ConfidenceWeighting(LevelPolicy):
+    """Weight each modality by its own confidence on the current sample (no learning):
+    ``w_face = c_face / (c_face + c_speech)``; an absent modality gets weight 0."""
+
+    name = "confidence"
+    Config = ConfidenceConfig
+
+    def act(self, obs: Mapping[str, np.ndarray], *, deterministic: bool = False) -> int:
+        face, speech = bool(obs["present"][0]), bool(obs["present"][1])
+        if not speech:
+            return self.level(1.0)
+        if not face:
+            return self.level(0.0)
+        cf = confidence(obs["face"], self.config.measure)
+        cs = confidence(obs["speech"], self.config.measure)
+        return self.level(cf / (cf + cs) if cf + cs > 0 else 0.5)
+
+
+@dataclass(frozen=True)
+class RandomConfig:
+    """Attributes:
+    seed: seed of the policy's generator.
+    delta_w: spacing of the env's weight levels.
+    """
+
+    seed: int = 0
+    delta_w: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"seed = {self.seed!r}: expected an integer >= 0")
+        check_positive("delta_w", self.delta_w)
+        _levels(self.delta_w)
+
+
+@policy("random")
+class RandomWeight(LevelPolicy):
+    """A uniformly random weight level at every interaction (the lower bound)."""
+
+    name = "random"
+    Config = RandomConfig
+
+    def act(self, obs: Mapping[str, np.ndarray], *, deterministic: bool = False) -> int:
+        return int(self.rng.integers(_levels(self.config.delta_w) + 1))
