@@ -15,7 +15,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import mer_gym
 from mer_gym.envs import PersonalizationEnv, personalization
 from mer_gym.envs.reward import RewardSignal
-from mer_gym.envs.wrappers import DiscretizeObservation, flatten_for_sb3, make_env
+from mer_gym.envs.wrappers import RICH_FEATURES, DiscretizeObservation, flatten_for_sb3, make_env
 from mer_gym.labels import EMOTIONS
 from simulators.users import Profile, default_pool
 from simulators.users.pool import PoolError, UserPool
@@ -296,9 +296,13 @@ def test_day_episodes_carry_weights_over_and_end_with_the_pilot(pool):
 
 def test_discretize_observation(pool):
     env = DiscretizeObservation(PersonalizationEnv(profiles=[user(pool)]))
-    assert env.observation_space == gym.spaces.Discrete(135)
+    assert env.observation_space == gym.spaces.Discrete(15)
     s, _ = env.reset(seed=0)
-    assert env.decode(s) == {"confidence_gap": env.decode(s)["confidence_gap"], "w_face": 2, "explicit": 0, "present": 0}
+    assert env.decode(s) == {"w_face": 2, "explicit": 0}
+    rich = DiscretizeObservation(PersonalizationEnv(profiles=[user(pool)]), features=RICH_FEATURES)
+    assert rich.observation_space == gym.spaces.Discrete(135)
+    s2, _ = rich.reset(seed=0)
+    assert rich.decode(s2)["w_face"] == 2 and rich.decode(s2)["present"] == 0
     for _ in range(30):
         s, *_ = env.step(2)
         assert env.observation_space.contains(s)

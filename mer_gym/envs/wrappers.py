@@ -6,17 +6,22 @@ emotions and the user-interaction features, made small enough for a Q-table to f
 two-week pilot). SB3's algorithms take the ``Dict`` observation flattened by Gymnasium's own
 ``FlattenObservation`` (:func:`flatten_for_sb3`).
 
-Default state (3 x 5 x 3 x 3 = 135 states):
+Default state (5 x 3 = 15 states): the face weight and the last explicit feedback.
 
 | feature | values | bins |
 |---|---|---|
-| ``confidence_gap`` | max face prob − max speech prob | < −0.2, [−0.2, 0.2), ≥ 0.2 |
 | ``w_face`` | the current face weight | [0, .2), [.2, .4), [.4, .6), [.6, .8), [.8, 1] |
 | ``explicit`` | last explicit feedback | none, confirmation, correction |
-| ``present`` | captured modalities | both, face only, speech only |
 
-Optional features: ``fused_confidence`` (max fused prob; bins 0.4, 0.7), ``last_emotion`` (the
-newest detected emotion, 7 values), ``engagement`` (bins 0.5, 0.8), ``response_time`` (bins 0.2, 0.5).
+A Q-table has to fill in a two-week pilot of a few dozen interactions, so the default state is
+small; on users whose best weight is far from equal weights it learns faster than the richer
+135-state variant (``features=("confidence_gap", "w_face", "explicit", "present")``), which
+the tests of ``agents`` compare.
+
+Optional features: ``confidence_gap`` (max face prob − max speech prob; bins −0.2, 0.2),
+``present`` (both, face only, speech only), ``fused_confidence`` (max fused prob; bins 0.4, 0.7),
+``last_emotion`` (the newest detected emotion, 7 values), ``engagement`` (bins 0.5, 0.8),
+``response_time`` (bins 0.2, 0.5).
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from gymnasium.wrappers import FlattenObservation
 
 from mer_gym.labels import EMOTIONS
 
-DEFAULT_FEATURES = ("confidence_gap", "w_face", "explicit", "present")
+DEFAULT_FEATURES = ("w_face", "explicit")
+RICH_FEATURES = ("confidence_gap", "w_face", "explicit", "present")
 DEFAULT_BINS: dict[str, tuple[float, ...]] = {
     "confidence_gap": (-0.2, 0.2),
     "w_face": (0.2, 0.4, 0.6, 0.8),
