@@ -7,14 +7,19 @@ True
 (0.05, 0.9)
 """
 
+from agents.bandits import LinearThompson, LinUCB
 from agents.base import Policy, PolicyError, make_policy, policy, policy_names, register
 from agents.fixed import ConfidenceWeighting, FixedWeight, RandomWeight
+from agents.online import Hedge
 from agents.runner import env_for, play, play_users
 from agents.tabular import QLearning
 
 __all__ = [
     "ConfidenceWeighting",
     "FixedWeight",
+    "Hedge",
+    "LinUCB",
+    "LinearThompson",
     "Policy",
     "PolicyError",
     "QLearning",

@@ -15,15 +15,25 @@ The formulas (parameters in :class:`simulators.users.profile.Feedback`)::
     engagement cue= engagement(t) + engagement_noise * (z_engagement - implicit_margin * wrong)
     engagement(t+1) = engagement(t) * (1 - erosion)            if wrong
                     = engagement(t) + recovery * (1 - engagement(t))   if right
+
+:func:`respond_batch` is the same model for N users at once (one interaction each, numpy arrays):
+it gives the numbers :func:`respond` gives, bit for bit, when numpy's float64 ``exp`` and ``power``
+are the C library's (numpy builds dispatch its own AVX-512 versions on AVX-512 CPUs; there the
+response times may differ in the last bit).
 """
 
 from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
 
 from mer_gym.labels import EMOTIONS
+from simulators.users.profile import Feedback
 from simulators.users.stream import Stream
 
 NONE = -1
@@ -82,25 +92,26 @@ def respond(stream: Stream, step: int, prediction: int, state: UserState) -> Res
         raise ValueError(f"prediction = {prediction!r}: expected a class index in 0..{len(EMOTIONS) - 1}")
     prediction = index
     fb = stream.profile.feedback
-    truth = int(stream.label[step])
+    x = stream.lists
+    truth = x["label"][step]
     wrong = prediction != truth
     e = state.engagement
-    p = fb.p_explicit * (1.0 - fb.weekly_decay) ** int(stream.week[step]) * e
-    if stream.hour[step] < fb.morning_until:
+    p = fb.p_explicit * (1.0 - fb.weekly_decay) ** x["week"][step] * e
+    if x["hour"][step] < fb.morning_until:
         p *= fb.morning_factor
-    explicit = bool(stream.u_explicit[step] < p)
+    explicit = x["u_explicit"][step] < p
     answer = NONE
     if explicit:
         answer = truth
-        if stream.u_label_noise[step] < fb.label_noise:
-            answer = (truth + int(stream.noise_offset[step])) % len(EMOTIONS)
+        if x["u_label_noise"][step] < fb.label_noise:
+            answer = (truth + x["noise_offset"][step]) % len(EMOTIONS)
     confirmed = explicit and answer == prediction
-    rt = math.exp(math.log(fb.rt_median_s) + fb.rt_sigma * (float(stream.z_rt[step]) + fb.implicit_margin * wrong))
-    cue = e + fb.engagement_noise * (float(stream.z_engagement[step]) - fb.implicit_margin * wrong)
+    rt = math.exp(math.log(fb.rt_median_s) + fb.rt_sigma * (x["z_rt"][step] + fb.implicit_margin * wrong))
+    cue = e + fb.engagement_noise * (x["z_engagement"][step] - fb.implicit_margin * wrong)
     state.engagement = e * (1.0 - fb.erosion) if wrong else e + fb.recovery * (1.0 - e)
     return Response(
         step=step,
-        deliver_step=int(stream.deliver_step[step]),
+        deliver_step=x["deliver_step"][step],
         explicit=explicit,
         confirmed=confirmed,
         corrected=explicit and not confirmed,
@@ -108,4 +119,165 @@ def respond(stream: Stream, step: int, prediction: int, state: UserState) -> Res
         response_time_s=rt,
         engagement=cue,
         p_explicit=p,
+    )
+
+
+# ---- N users at once -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class FeedbackParams:
+    """The :class:`~simulators.users.profile.Feedback` parameters of N users as arrays (N,),
+    gathered once (:meth:`of`) for :func:`respond_batch`.
+
+    ``decay_base`` is ``1 - weekly_decay``, ``log_rt_median`` is ``math.log(rt_median_s)`` and
+    ``morning_until`` is float32 (the stream's hours are float32, and :func:`respond` compares
+    them with the Python float in float32), each computed as :func:`respond` computes it.
+    """
+
+    p_explicit: np.ndarray
+    decay_base: np.ndarray
+    morning_factor: np.ndarray
+    morning_until: np.ndarray
+    label_noise: np.ndarray
+    log_rt_median: np.ndarray
+    rt_sigma: np.ndarray
+    implicit_margin: np.ndarray
+    engagement_noise: np.ndarray
+    erosion: np.ndarray
+    recovery: np.ndarray
+
+    @classmethod
+    def of(cls, feedbacks: Sequence[Feedback]) -> FeedbackParams:
+        """From one :class:`Feedback` per user (e.g. ``[p.feedback for p in profiles]``)."""
+        fbs = list(feedbacks)
+
+        def col(values: list[float], dtype: type = np.float64) -> np.ndarray:
+            out = np.array(values, dtype)
+            out.setflags(write=False)
+            return out
+
+        return cls(
+            p_explicit=col([fb.p_explicit for fb in fbs]),
+            decay_base=col([1.0 - fb.weekly_decay for fb in fbs]),
+            morning_factor=col([fb.morning_factor for fb in fbs]),
+            # respond compares a float32 hour with a Python float: NumPy casts the float to float32
+            morning_until=col([fb.morning_until for fb in fbs], np.float32),
+            label_noise=col([fb.label_noise for fb in fbs]),
+            log_rt_median=col([math.log(fb.rt_median_s) for fb in fbs]),
+            rt_sigma=col([fb.rt_sigma for fb in fbs]),
+            implicit_margin=col([fb.implicit_margin for fb in fbs]),
+            engagement_noise=col([fb.engagement_noise for fb in fbs]),
+            erosion=col([fb.erosion for fb in fbs]),
+            recovery=col([fb.recovery for fb in fbs]),
+        )
+
+    def __len__(self) -> int:
+        return len(self.p_explicit)
+
+
+class Dice(NamedTuple):
+    """What :func:`respond` reads from each user's stream at that user's step (arrays (N,)):
+    the truth, the time and the pre-drawn dice (see :class:`~simulators.users.stream.Stream`)."""
+
+    label: np.ndarray
+    week: np.ndarray
+    hour: np.ndarray
+    u_explicit: np.ndarray
+    u_label_noise: np.ndarray
+    noise_offset: np.ndarray
+    z_rt: np.ndarray
+    z_engagement: np.ndarray
+    deliver_step: np.ndarray
+
+    @classmethod
+    def at(cls, streams: Sequence[Stream], steps: Sequence[int] | np.ndarray) -> Dice:
+        """Gather ``streams[i]``'s entries at ``steps[i]`` (a Python loop over the users: for
+        tests and small N; the vector env gathers from padded arrays instead).
+
+        Raises:
+            IndexError: a step outside its stream.
+        """
+        steps = [int(t) for t in steps]
+        if len(steps) != len(streams):
+            raise ValueError(f"{len(steps)} steps for {len(streams)} streams: expected one step per stream")
+        for i, (st, t) in enumerate(zip(streams, steps, strict=True)):
+            if not 0 <= t < len(st):
+                raise IndexError(f"steps[{i}] = {t} is outside stream {i}'s {len(st)} interactions")
+        return cls(*(np.array([getattr(st, f)[t] for st, t in zip(streams, steps, strict=True)]) for f in cls._fields))
+
+
+class BatchResponse(NamedTuple):
+    """:class:`Response` for N users (arrays (N,)), plus ``engagement``: the users' engagement
+    state after the response (what :func:`respond` writes into :class:`UserState`)."""
+
+    step: np.ndarray
+    deliver_step: np.ndarray
+    explicit: np.ndarray
+    confirmed: np.ndarray
+    corrected: np.ndarray
+    answer: np.ndarray
+    response_time_s: np.ndarray
+    engagement_cue: np.ndarray
+    p_explicit: np.ndarray
+    engagement: np.ndarray
+
+
+def respond_batch(
+    params: FeedbackParams,
+    dice: Dice,
+    step: np.ndarray,
+    prediction: np.ndarray,
+    engagement: np.ndarray,
+) -> BatchResponse:
+    """:func:`respond` for N users at once: user ``i`` is at interaction ``step[i]``, sees
+    ``prediction[i]``, has engagement ``engagement[i]`` and the feedback parameters
+    ``params[i]``; ``dice`` holds its stream's entries at ``step[i]`` (:meth:`Dice.at`).
+
+    Same formulas, same order of operations as :func:`respond` (see the module docstring for when
+    the result is bit-identical). Pure: the new engagement comes back in
+    :attr:`BatchResponse.engagement` rather than being written into ``engagement``.
+
+    Raises:
+        ValueError: arrays of different lengths, or a prediction that is not a class index in
+            0..5 (naming the first bad entry).
+    """
+    n = len(params)
+    pred = np.asarray(prediction)
+    e = np.asarray(engagement, np.float64)
+    step = np.asarray(step)
+    for name, arr in (("step", step), ("prediction", pred), ("engagement", e), *zip(Dice._fields, dice, strict=True)):
+        if np.shape(arr) != (n,):
+            raise ValueError(f"{name} has shape {np.shape(arr)}: expected ({n},), one entry per user of params")
+    if pred.dtype.kind not in "iu":
+        raise ValueError(f"prediction has dtype {pred.dtype}: expected integer class indices in 0..{len(EMOTIONS) - 1}")
+    bad = (pred < 0) | (pred >= len(EMOTIONS))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"prediction[{i}] = {pred[i].item()!r}: expected a class index in 0..{len(EMOTIONS) - 1}")
+    truth = dice.label.astype(np.int64)
+    wrong = pred != truth
+    # p = fb.p_explicit * (1.0 - fb.weekly_decay) ** week * e, then * morning_factor in the morning
+    p = params.p_explicit * np.float_power(params.decay_base, dice.week) * e
+    p = np.where(dice.hour < params.morning_until, p * params.morning_factor, p)
+    explicit = dice.u_explicit < p
+    noisy = dice.u_label_noise < params.label_noise
+    answer = np.where(noisy, (truth + dice.noise_offset) % len(EMOTIONS), truth)
+    answer = np.where(explicit, answer, NONE)
+    confirmed = explicit & (answer == pred)
+    margin = params.implicit_margin * wrong
+    rt = np.exp(params.log_rt_median + params.rt_sigma * (dice.z_rt + margin))
+    cue = e + params.engagement_noise * (dice.z_engagement - margin)
+    new_e = np.where(wrong, e * (1.0 - params.erosion), e + params.recovery * (1.0 - e))
+    return BatchResponse(
+        step=step,
+        deliver_step=np.asarray(dice.deliver_step),
+        explicit=explicit,
+        confirmed=confirmed,
+        corrected=explicit & ~confirmed,
+        answer=answer,
+        response_time_s=rt,
+        engagement_cue=cue,
+        p_explicit=p,
+        engagement=new_e,
     )
