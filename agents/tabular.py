@@ -227,3 +227,68 @@ class QLearning(Policy):
                 raise PolicyError(f"saved Q-table of user {u!r} has shape {t.shape}, expected {self.shape}")
         self.counts = {u: int(meta.get("counts", {}).get(u, 0)) for u in users}
         self.population = np.array(arrays["population"]) if "population" in arrays else None
+
+
+class BatchQLearning:
+    """The same Q-learning for N users at once, on the vector env: one Q array (N, S, A).
+
+    ``act(obs)`` takes the vector env's batched observation and returns N actions;
+    ``learn(obs, actions, rewards, next_obs, terminated, learned)`` applies Eq. 3 to every user in
+    one vectorized update (``learned``: a bool mask of the users whose transition is real, i.e.
+    not an autoreset step of the vector env). Each user has its own epsilon schedule (by its own
+    interaction count). With epsilon 0 it takes exactly the actions and reaches exactly the tables
+    of N :class:`QLearning` policies run one user at a time (a test checks it).
+    """
+
+    def __init__(self, n_users: int, config: QLearningConfig | None = None, **kwargs: Any) -> None:
+        from mer_gym.config import from_mapping
+
+        if config is None:
+            config = from_mapping(QLearningConfig, kwargs, where="policy 'q-learning'")
+        self.config = config
+        if config.update != "step":
+            raise ConfigError("BatchQLearning updates every step (update='step'); batch updates are per user")
+        self.discretizer = Discretizer(config.features, config.bins)
+        self.q = np.zeros((n_users, self.discretizer.n_states, config.n_actions))
+        self.counts = np.zeros(n_users, np.int64)
+        self.rng = np.random.default_rng(config.seed)
+        self._rows = np.arange(n_users)
+
+    def set_population(self, table: np.ndarray) -> None:
+        """Start every user from ``table`` (S, A) (warm start)."""
+        table = np.asarray(table, dtype=np.float64)
+        if table.shape != self.q.shape[1:]:
+            raise PolicyError(f"population table has shape {table.shape}, expected {self.q.shape[1:]}")
+        self.q[:] = table
+
+    def act(self, obs: Mapping[str, np.ndarray], *, deterministic: bool = False) -> np.ndarray:
+        s = self.discretizer.states(obs)
+        q = self.q[self._rows, s]  # (N, A)
+        best = q.max(axis=1, keepdims=True)
+        ties = q == best
+        keep = self.config.keep_action
+        actions = np.where(ties[:, keep], keep, ties.argmax(axis=1))
+        if not deterministic:
+            eps = self.config.epsilon(self.counts)
+            explore = self.rng.random(len(s)) < eps
+            if explore.any():
+                actions = np.where(explore, self.rng.integers(self.config.n_actions, size=len(s)), actions)
+        return actions
+
+    def learn(
+        self,
+        obs: Mapping[str, np.ndarray],
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: Mapping[str, np.ndarray],
+        terminated: np.ndarray,
+        learned: np.ndarray | None = None,
+    ) -> None:
+        rows = self._rows if learned is None else np.flatnonzero(learned)
+        s = self.discretizer.states(obs)[rows]
+        s2 = self.discretizer.states(next_obs)[rows]
+        a = np.asarray(actions)[rows]
+        gamma = np.where(np.asarray(terminated)[rows], 0.0, self.config.gamma)
+        target = np.asarray(rewards, np.float64)[rows] + gamma * self.q[rows, s2].max(axis=1)
+        self.q[rows, s, a] += self.config.alpha * (target - self.q[rows, s, a])
+        self.counts[rows] += 1

@@ -280,3 +280,36 @@ def test_q_learning_beats_equal_weights_where_the_best_weight_is_far_from_equal(
     assert q > equal + 0.08, (q, equal)
     assert q > rich, (q, rich)
     assert conf > equal + 0.05, (conf, equal)
+
+
+def test_batched_q_learning_equals_one_q_learner_per_user():
+    """One (N, S, A) array, updated in one vectorized step, gives the actions and tables of N
+    per-user learners (greedy, so that both take the same actions)."""
+    from agents.tabular import BatchQLearning
+    from simulators.users import default_pool, sample_population
+
+    profiles = sample_population("paper-pilot", default_pool())
+    envs = [PersonalizationEnv(profiles=[p]) for p in profiles]
+    obs = [e.reset(seed=0, options={"user": 0})[0] for e in envs]
+    singles = [make_policy("q-learning", epsilon_start=0.0, epsilon_end=0.0) for _ in profiles]
+    for p, prof in zip(singles, profiles, strict=True):
+        p.reset_user(prof.user_id)
+    batch = BatchQLearning(len(profiles), epsilon_start=0.0, epsilon_end=0.0)
+
+    def stack(observations):
+        return {k: np.stack([np.asarray(o[k]) for o in observations]) for k in observations[0]}
+
+    for _ in range(40):
+        a_batch = batch.act(stack(obs))
+        a_single = np.array([p.act(o) for p, o in zip(singles, obs, strict=True)])
+        np.testing.assert_array_equal(a_batch, a_single)
+        results = [e.step(int(a)) for e, a in zip(envs, a_single, strict=True)]
+        next_obs = [r[0] for r in results]
+        for p, o, a, r in zip(singles, obs, a_single, results, strict=True):
+            p.learn(o, a, r[1], r[0], r[2], r[3], r[4])
+        batch.learn(stack(obs), a_single, np.array([r[1] for r in results]), stack(next_obs),
+                    np.array([r[2] for r in results]))
+        obs = next_obs
+    for i, (p, prof) in enumerate(zip(singles, profiles, strict=True)):
+        np.testing.assert_array_equal(p.tables[prof.user_id], batch.q[i])
+    assert np.abs(batch.q).sum() > 0

@@ -133,6 +133,30 @@ class Discretizer:
             state = state * size + digit
         return state
 
+    def states(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """:meth:`state` for a batched observation (leading user axis, as the vector env gives)."""
+        state = np.zeros(len(obs["weights"]), np.int64)
+        for f, size in zip(self.features, self.sizes, strict=True):
+            if f == "explicit":
+                digit = np.asarray(obs["explicit"], np.int64)
+            elif f == "present":
+                p = np.asarray(obs["present"])
+                digit = np.where(p[:, 0] & p[:, 1], 0, np.where(p[:, 0], 1, 2))
+            elif f == "last_emotion":
+                digit = np.asarray(obs["history"])[:, 0].astype(np.int64)
+            else:
+                if f == "confidence_gap":
+                    v = obs["face"].max(axis=1) - obs["speech"].max(axis=1)
+                elif f == "w_face":
+                    v = obs["weights"][:, 0]
+                elif f == "fused_confidence":
+                    v = obs["fused"].max(axis=1)
+                else:
+                    v = obs[f][:, 0]
+                digit = np.searchsorted(self.edges[f], v.astype(np.float64), side="right")
+            state = state * size + digit
+        return state
+
     def decode(self, state: int) -> dict[str, int]:
         """Feature name → bin index of a state (the inverse of :meth:`state`)."""
         if not 0 <= state < self.n_states:
