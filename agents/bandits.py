@@ -53,7 +53,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from agents.base import PolicyError, check_positive, policy
-from agents.fixed import LevelPolicy, _levels
+from agents.fixed import LevelPolicy, n_levels
 from agents.online import check_seed
 from mer_gym.envs.personalization import FEEDBACK_CONFIRMATION, FEEDBACK_CORRECTION, FEEDBACK_NONE
 
@@ -132,7 +132,7 @@ class LinUCBConfig:
         check_positive("alpha", self.alpha, allow_zero=True)
         check_positive("ridge", self.ridge)
         check_positive("delta_w", self.delta_w)
-        _levels(self.delta_w)
+        n_levels(self.delta_w)
         check_seed(self.seed)
 
 
@@ -154,7 +154,7 @@ class ThompsonConfig:
         check_positive("v", self.v)
         check_positive("ridge", self.ridge)
         check_positive("delta_w", self.delta_w)
-        _levels(self.delta_w)
+        n_levels(self.delta_w)
         check_seed(self.seed)
 
 
@@ -172,7 +172,7 @@ class LinearBandit(LevelPolicy):
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        self.n_arms = _levels(self.config.delta_w) + 1
+        self.n_arms = n_levels(self.config.delta_w) + 1
         self.d = len(FEATURES)
         self._middle = np.abs(np.linspace(0.0, 1.0, self.n_arms) - 0.5)
         self.a_inv: dict[str, np.ndarray] = {}

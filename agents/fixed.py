@@ -16,11 +16,15 @@ from agents.base import Policy, check_positive, check_probability, policy
 from mer_gym.config import ConfigError
 
 
-def _levels(delta_w: float) -> int:
+def n_levels(delta_w: float) -> int:
+    """The index of the top level, ``1 / delta_w`` (levels are ``0 .. n_levels``)."""
     n = round(1.0 / delta_w)
     if not math.isclose(n * delta_w, 1.0, abs_tol=1e-9):
         raise ConfigError(f"delta_w = {delta_w!r}: 1 / delta_w must be an integer (e.g. 0.1, 0.25)")
     return n
+
+
+_levels = n_levels
 
 
 class LevelPolicy(Policy):
@@ -31,7 +35,7 @@ class LevelPolicy(Policy):
     def level(self, w_face: float) -> int:
         """The action that sets the weight nearest to ``w_face``."""
         n = _levels(self.config.delta_w)
-        return int(min(n, max(0, round(w_face * n))))
+        return int(min(n, max(0, math.floor(w_face * n + 0.5))))  # halves round up, not to even
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import PolicyError, check_positive, policy
-from agents.fixed import LevelPolicy, _levels
+from agents.fixed import LevelPolicy, n_levels
 from mer_gym.config import ConfigError
 from mer_gym.labels import EMOTIONS
 
@@ -77,7 +77,7 @@ class HedgeConfig:
         if not isinstance(self.horizon, int) or isinstance(self.horizon, bool) or self.horizon < 1:
             raise ConfigError(f"horizon = {self.horizon!r}: expected an integer >= 1")
         check_positive("delta_w", self.delta_w)
-        _levels(self.delta_w)
+        n_levels(self.delta_w)
         check_seed(self.seed)
 
 
@@ -98,7 +98,7 @@ class Hedge(LevelPolicy):
 
     def __init__(self, config: HedgeConfig | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        self.levels = np.round(np.linspace(0.0, 1.0, _levels(self.config.delta_w) + 1), 12)
+        self.levels = np.round(np.linspace(0.0, 1.0, n_levels(self.config.delta_w) + 1), 12)
         self.losses: dict[str, np.ndarray] = {}
         self.counts: dict[str, int] = {}
         self.memory: dict[str, dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
