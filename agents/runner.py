@@ -53,10 +53,11 @@ def play(
     options: dict[str, Any] = {"stream_seed": seed}
     if user is not None:
         options["user"] = user
-    if policy.w_face0 is not None:
-        options["w_face"] = policy.w_face0
     obs, info = env.reset(options=options)
     policy.reset_user(info["user_id"], env=base)
+    if policy.w_face0 is not None and policy.w_face0 != base.w_face:  # known once the user is
+        base.w_face = policy.w_face0
+        obs = base.observe()
     rows = []
     while True:
         action = policy.act(obs, deterministic=deterministic)

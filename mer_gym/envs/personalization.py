@@ -245,6 +245,34 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         self._w = _check_weight(value, "w_face")
 
     @property
+    def t(self) -> int:
+        """Index of the current interaction (the one the observation shows) in the stream."""
+        return self._t
+
+    @property
+    def w_face0(self) -> float:
+        """The face weight a pilot starts at (the ``w_face0`` argument)."""
+        return self._w0
+
+    @property
+    def needs_truth(self) -> bool:
+        """Whether the reward function receives ground truth (``reward="oracle"``)."""
+        return self._needs_truth
+
+    def fused_table(self, w_face: float) -> np.ndarray:
+        """The fused softmax of every interaction of the current stream at face weight ``w_face``
+        (read-only (T, 6) float64; for analyses and ground-truth bounds, not for policies)."""
+        w = _check_weight(w_face, "w_face")
+        self._fused(0, w)
+        return self._tables[w]
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """The current observation (e.g. after setting :attr:`w_face` between reset and step)."""
+        if self._stream is None:
+            raise gym.error.ResetNeeded("call reset() before observe()")
+        return self._obs()
+
+    @property
     def stream(self) -> Stream:
         if self._stream is None:
             raise gym.error.ResetNeeded("call reset() before using the environment")
