@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mer_gym.config import ConfigError, from_mapping
+from mer_gym.config import ConfigError, from_mapping, plain
 
 FORMAT = 1
 
@@ -150,7 +150,7 @@ class Policy:
         tmp_card = card.with_name(card.name + ".partial")
         tmp_card.write_text(
             json.dumps(
-                {"format": FORMAT, "policy": self.name, "config": _plain(dataclasses.asdict(self.config)),
+                {"format": FORMAT, "policy": self.name, "config": plain(dataclasses.asdict(self.config)),
                  "meta": self.meta()},
                 indent=1,
             )
@@ -181,16 +181,6 @@ class Policy:
             arrays = {k: z[k] for k in z.files}
         policy.load_state_dict(arrays, data.get("meta", {}))
         return policy
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 # ---------------------------------------------------------------------------------------------

@@ -103,3 +103,17 @@ def parse_yaml(text: str, *, where: str) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
+
+
+def plain(value: Any, *, nan_as_none: bool = False) -> Any:
+    """A YAML/JSON-safe copy of ``value``: dicts and sequences recursively (tuples become lists),
+    numpy scalars as Python numbers, and with ``nan_as_none`` float NaN as None."""
+    if isinstance(value, dict):
+        return {k: plain(v, nan_as_none=nan_as_none) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v, nan_as_none=nan_as_none) for v in value]
+    if hasattr(value, "dtype") and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()  # a numpy scalar
+    if nan_as_none and isinstance(value, float) and value != value:
+        return None
+    return value

@@ -37,7 +37,7 @@ import yaml
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from mer_gym.config import ConfigError, check_interval, from_mapping, parse_yaml
+from mer_gym.config import ConfigError, check_interval, from_mapping, parse_yaml, plain
 from mer_gym.labels import EMOTIONS, NEUTRAL, emotion_index, validate_emotion
 from simulators.corpus.faces import FaceConditions, FaceConditionSpec, render_face
 from simulators.corpus.persons import SPLITS, ExpressivitySpec, Person, sample_people
@@ -114,17 +114,7 @@ class CorpusPreset:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, YAML-safe dict of every field (tuples as lists)."""
-        return _plain(dataclasses.asdict(self))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+        return plain(dataclasses.asdict(self))
 
 
 def preset_names() -> list[str]:
@@ -249,8 +239,8 @@ def persons_table(people: list[Person]) -> pd.DataFrame:
             "facial_expressivity": p.facial_expressivity,
             "vocal_expressivity": p.vocal_expressivity,
         }
-        row.update({f"face_{k}": v for k, v in _plain(dataclasses.asdict(p.face)).items()})
-        row.update({f"voice_{k}": v for k, v in _plain(dataclasses.asdict(p.voice)).items()})
+        row.update({f"face_{k}": v for k, v in plain(dataclasses.asdict(p.face)).items()})
+        row.update({f"voice_{k}": v for k, v in plain(dataclasses.asdict(p.voice)).items()})
         rows.append(row)
     return pd.DataFrame(rows)
 

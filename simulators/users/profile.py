@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mer_gym.config import ConfigError, check_interval, check_range, from_mapping
+from mer_gym.config import ConfigError, check_interval, check_range, from_mapping, plain
 from mer_gym.labels import EMOTIONS
 
 DEFAULT_BASE_RATES: Mapping[str, float] = {
@@ -408,7 +408,7 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (YAML/JSON-safe) that :meth:`from_dict` turns back into an equal profile."""
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self), nan_as_none=True)
 
     def contexts_on(self, day: int) -> tuple[Context, ...]:
         """The contexts as they are on pilot day ``day`` (after any drift that has started)."""
@@ -426,13 +426,3 @@ class Profile:
             face |= {n for n, p in (d.face or {}).items() if p > 0}
             speech |= {n for n, p in (d.speech or {}).items() if p > 0}
         return face, speech
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
