@@ -39,6 +39,7 @@ bench: venv $(CORPUS)/manifest.parquet
 	$(BIN)/python benchmarks/bench_models.py --corpus $(CORPUS) --models-dir frozen_models
 	$(BIN)/python benchmarks/bench_bank.py --corpus $(CORPUS)
 	$(BIN)/python benchmarks/bench_users.py
+	$(BIN)/python benchmarks/bench_env.py
 
 # Retrain the shipped models from scratch into $(OUT)/models (about an hour on 2 cores: face and
 # speech train in parallel, one core each), card them and export them to TFLite. Copy the folder

@@ -23,6 +23,13 @@ __all__ = ["EMOTIONS", "ENV_IDS", "NUM_EMOTIONS", "__version__"]
 
 ENV_IDS = ("mer_gym/Personalization-v0", "mer_gym/PersonalizationDay-v0")
 _ENTRY = "mer_gym.envs.personalization:PersonalizationEnv"
+_VECTOR_ENTRY = "mer_gym.envs.vector:PersonalizationVectorEnv"
 for _id, _kwargs in zip(ENV_IDS, ({}, {"episode": "day"}), strict=True):
     if _id not in registry:
-        register(id=_id, entry_point=_ENTRY, kwargs=_kwargs)
+        register(
+            id=_id,
+            entry_point=_ENTRY,
+            kwargs=_kwargs,
+            # gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point"): N users at once
+            vector_entry_point=_VECTOR_ENTRY if not _kwargs else None,
+        )

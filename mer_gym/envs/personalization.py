@@ -215,7 +215,7 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
             raise ValueError(f"history = {history!r}: expected an integer >= 1 (the paper's k)")
         self.k = history
-        self._w0 = _check_weight(w_face0, "w_face0")
+        self._w0 = check_weight(w_face0, "w_face0")
         self.reward_fn, self._needs_truth = make_reward(reward)
         if episode not in EPISODES:
             raise ValueError(f"episode = {episode!r}: expected one of {', '.join(EPISODES)}")
@@ -242,7 +242,7 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
 
     @w_face.setter
     def w_face(self, value: float) -> None:
-        self._w = _check_weight(value, "w_face")
+        self._w = check_weight(value, "w_face")
 
     @property
     def t(self) -> int:
@@ -262,7 +262,7 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
     def fused_table(self, w_face: float) -> np.ndarray:
         """The fused softmax of every interaction of the current stream at face weight ``w_face``
         (read-only (T, 6) float64; for analyses and ground-truth bounds, not for policies)."""
-        w = _check_weight(w_face, "w_face")
+        w = check_weight(w_face, "w_face")
         self._fused(0, w)
         return self._tables[w]
 
@@ -300,7 +300,7 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         if not continue_day:
             self._start_pilot(options, seed)
             if "w_face" in options:
-                self._w = _check_weight(options["w_face"], "options['w_face']")
+                self._w = check_weight(options["w_face"], "options['w_face']")
         self._day_end = self._end_of_day(self._t)
         return self._obs(), self._step_info(self._t)
 
@@ -324,7 +324,7 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
             )
         w = self._w
         if not 0.0 <= w <= 1.0:  # a wrapper may have set it (False for NaN too)
-            _check_weight(w, "w_face")
+            check_weight(w, "w_face")
         if self.actions == "increments":
             w = min(1.0, max(0.0, round(w + self._incs[a], 12)))
         else:
@@ -530,7 +530,7 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         self._arrays = PoolArrays.of(self.pool)
 
 
-def _check_weight(value: Any, name: str) -> float:
+def check_weight(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
         raise ValueError(f"{name} = {value!r}: expected a number in [0, 1]")
     value = float(value)

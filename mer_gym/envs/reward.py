@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -99,7 +100,7 @@ class RunningZ:
     def __call__(self, x: float) -> float:
         z = 0.0
         if self.n >= 3:
-            sd = (self.m2 / (self.n - 1)) ** 0.5
+            sd = math.sqrt(self.m2 / (self.n - 1))
             z = (x - self.mean) / sd if sd > 0 else 0.0
         self.n += 1
         d = x - self.mean

@@ -17,9 +17,10 @@ The formulas (parameters in :class:`simulators.users.profile.Feedback`)::
                     = engagement(t) + recovery * (1 - engagement(t))   if right
 
 :func:`respond_batch` is the same model for N users at once (one interaction each, numpy arrays):
-it gives the numbers :func:`respond` gives, bit for bit, when numpy's float64 ``exp`` and ``power``
-are the C library's (numpy builds dispatch its own AVX-512 versions on AVX-512 CPUs; there the
-response times may differ in the last bit).
+it gives the numbers :func:`respond` gives, bit for bit: the same formulas in the same order, in
+float64. One caveat: numpy's float64 ``exp`` (and ``power``, used for weeks beyond
+:attr:`FeedbackParams.p_week`) are the C library's except on AVX-512 CPUs, where numpy dispatches
+its own; there a response time may differ from :func:`respond`'s in the last bit.
 """
 
 from __future__ import annotations
@@ -130,9 +131,11 @@ class FeedbackParams:
     """The :class:`~simulators.users.profile.Feedback` parameters of N users as arrays (N,),
     gathered once (:meth:`of`) for :func:`respond_batch`.
 
-    ``decay_base`` is ``1 - weekly_decay``, ``log_rt_median`` is ``math.log(rt_median_s)`` and
-    ``morning_until`` is float32 (the stream's hours are float32, and :func:`respond` compares
-    them with the Python float in float32), each computed as :func:`respond` computes it.
+    ``decay_base`` is ``1 - weekly_decay`` and ``log_rt_median`` is ``math.log(rt_median_s)``,
+    each computed as :func:`respond` computes it.
+    ``p_week`` (N, weeks) holds ``p_explicit * (1 - weekly_decay) ** week`` for the first
+    ``weeks`` weeks, computed in Python floats (:func:`respond_batch` looks it up, exactly and
+    faster than numpy's ``power``; later weeks are computed with ``numpy.float_power``).
     """
 
     p_explicit: np.ndarray
@@ -146,14 +149,19 @@ class FeedbackParams:
     engagement_noise: np.ndarray
     erosion: np.ndarray
     recovery: np.ndarray
+    p_week: np.ndarray
 
     @classmethod
-    def of(cls, feedbacks: Sequence[Feedback]) -> FeedbackParams:
-        """From one :class:`Feedback` per user (e.g. ``[p.feedback for p in profiles]``)."""
+    def of(cls, feedbacks: Sequence[Feedback], weeks: int = 0) -> FeedbackParams:
+        """From one :class:`Feedback` per user (e.g. ``[p.feedback for p in profiles]``), with the
+        explicit-feedback rate tabulated for ``weeks`` weeks (e.g. the longest pilot's:
+        ``max(p.schedule.days for p in profiles) // 7 + 1``)."""
         fbs = list(feedbacks)
+        if isinstance(weeks, bool) or not isinstance(weeks, int) or weeks < 0:
+            raise ValueError(f"weeks = {weeks!r}: expected an integer >= 0")
 
-        def col(values: list[float], dtype: type = np.float64) -> np.ndarray:
-            out = np.array(values, dtype)
+        def col(values: list) -> np.ndarray:
+            out = np.array(values, np.float64)
             out.setflags(write=False)
             return out
 
@@ -161,8 +169,7 @@ class FeedbackParams:
             p_explicit=col([fb.p_explicit for fb in fbs]),
             decay_base=col([1.0 - fb.weekly_decay for fb in fbs]),
             morning_factor=col([fb.morning_factor for fb in fbs]),
-            # respond compares a float32 hour with a Python float: NumPy casts the float to float32
-            morning_until=col([fb.morning_until for fb in fbs], np.float32),
+            morning_until=col([fb.morning_until for fb in fbs]),
             label_noise=col([fb.label_noise for fb in fbs]),
             log_rt_median=col([math.log(fb.rt_median_s) for fb in fbs]),
             rt_sigma=col([fb.rt_sigma for fb in fbs]),
@@ -170,6 +177,9 @@ class FeedbackParams:
             engagement_noise=col([fb.engagement_noise for fb in fbs]),
             erosion=col([fb.erosion for fb in fbs]),
             recovery=col([fb.recovery for fb in fbs]),
+            p_week=col(
+                [[fb.p_explicit * (1.0 - fb.weekly_decay) ** w for w in range(weeks)] for fb in fbs]
+            ).reshape(len(fbs), weeks),
         )
 
     def __len__(self) -> int:
@@ -200,11 +210,18 @@ class Dice(NamedTuple):
         """
         steps = [int(t) for t in steps]
         if len(steps) != len(streams):
-            raise ValueError(f"{len(steps)} steps for {len(streams)} streams: expected one step per stream")
+            raise ValueError(
+                f"{len(steps)} steps for {len(streams)} streams: expected one step per stream"
+            )
         for i, (st, t) in enumerate(zip(streams, steps, strict=True)):
             if not 0 <= t < len(st):
                 raise IndexError(f"steps[{i}] = {t} is outside stream {i}'s {len(st)} interactions")
-        return cls(*(np.array([getattr(st, f)[t] for st, t in zip(streams, steps, strict=True)]) for f in cls._fields))
+        return cls(
+            *(
+                np.array([getattr(st, f)[t] for st, t in zip(streams, steps, strict=True)])
+                for f in cls._fields
+            )
+        )
 
 
 class BatchResponse(NamedTuple):
@@ -229,6 +246,8 @@ def respond_batch(
     step: np.ndarray,
     prediction: np.ndarray,
     engagement: np.ndarray,
+    *,
+    validate: bool = True,
 ) -> BatchResponse:
     """:func:`respond` for N users at once: user ``i`` is at interaction ``step[i]``, sees
     ``prediction[i]``, has engagement ``engagement[i]`` and the feedback parameters
@@ -237,6 +256,8 @@ def respond_batch(
     Same formulas, same order of operations as :func:`respond` (see the module docstring for when
     the result is bit-identical). Pure: the new engagement comes back in
     :attr:`BatchResponse.engagement` rather than being written into ``engagement``.
+    ``validate=False`` skips the checks below (for callers that guarantee them, such as the
+    vector env, whose predictions are argmaxes).
 
     Raises:
         ValueError: arrays of different lengths, or a prediction that is not a class index in
@@ -246,19 +267,16 @@ def respond_batch(
     pred = np.asarray(prediction)
     e = np.asarray(engagement, np.float64)
     step = np.asarray(step)
-    for name, arr in (("step", step), ("prediction", pred), ("engagement", e), *zip(Dice._fields, dice, strict=True)):
-        if np.shape(arr) != (n,):
-            raise ValueError(f"{name} has shape {np.shape(arr)}: expected ({n},), one entry per user of params")
-    if pred.dtype.kind not in "iu":
-        raise ValueError(f"prediction has dtype {pred.dtype}: expected integer class indices in 0..{len(EMOTIONS) - 1}")
-    bad = (pred < 0) | (pred >= len(EMOTIONS))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"prediction[{i}] = {pred[i].item()!r}: expected a class index in 0..{len(EMOTIONS) - 1}")
+    if validate:
+        _check_batch(n, step, pred, e, dice)
     truth = dice.label.astype(np.int64)
     wrong = pred != truth
     # p = fb.p_explicit * (1.0 - fb.weekly_decay) ** week * e, then * morning_factor in the morning
-    p = params.p_explicit * np.float_power(params.decay_base, dice.week) * e
+    weeks = params.p_week.shape[1]
+    if weeks and int(dice.week.max()) < weeks:
+        p = params.p_week.take(np.arange(0, n * weeks, weeks) + dice.week) * e
+    else:
+        p = params.p_explicit * np.float_power(params.decay_base, dice.week) * e
     p = np.where(dice.hour < params.morning_until, p * params.morning_factor, p)
     explicit = dice.u_explicit < p
     noisy = dice.u_label_noise < params.label_noise
@@ -281,3 +299,26 @@ def respond_batch(
         p_explicit=p,
         engagement=new_e,
     )
+
+
+def _check_batch(n: int, step: np.ndarray, pred: np.ndarray, e: np.ndarray, dice: Dice) -> None:
+    for name, arr in (
+        ("step", step),
+        ("prediction", pred),
+        ("engagement", e),
+        *zip(Dice._fields, dice, strict=True),
+    ):
+        if np.shape(arr) != (n,):
+            raise ValueError(
+                f"{name} has shape {np.shape(arr)}: expected ({n},), one entry per user of params"
+            )
+    if pred.dtype.kind not in "iu":
+        raise ValueError(
+            f"prediction has dtype {pred.dtype}: expected integer class indices in 0..{len(EMOTIONS) - 1}"
+        )
+    bad = (pred < 0) | (pred >= len(EMOTIONS))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"prediction[{i}] = {pred[i].item()!r}: expected a class index in 0..{len(EMOTIONS) - 1}"
+        )
