@@ -11,9 +11,9 @@ operations (as the two below are).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-import math
 from typing import Any, NamedTuple
 
 import numpy as np

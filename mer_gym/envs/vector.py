@@ -18,8 +18,8 @@ from mer_gym.envs.personalization import (
     FEEDBACK_CORRECTION,
     FEEDBACK_NONE,
     NO_EMOTION,
-    check_weight,
     check_increments,
+    check_weight,
     observation_space,
 )
 from mer_gym.envs.reward import RewardSignal, make_reward
