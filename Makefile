@@ -33,13 +33,15 @@ test: venv lint
 $(CORPUS)/manifest.parquet: | venv
 	$(BIN)/mer-gym corpus --preset default --out $(CORPUS) --overwrite --jobs 2
 
-# Benchmarks: corpus generation, the frozen models (Keras vs TFLite), the embedding bank.
+# Benchmarks: corpus generation, the frozen models (Keras vs TFLite), the embedding bank, the
+# simulated users, the single and vector env, Q-learning on the vector env.
 bench: venv $(CORPUS)/manifest.parquet
 	$(BIN)/python benchmarks/bench_corpus.py
 	$(BIN)/python benchmarks/bench_models.py --corpus $(CORPUS) --models-dir frozen_models
 	$(BIN)/python benchmarks/bench_bank.py --corpus $(CORPUS)
 	$(BIN)/python benchmarks/bench_users.py
 	$(BIN)/python benchmarks/bench_env.py
+	$(BIN)/python benchmarks/bench_agents.py
 
 # Retrain the shipped models from scratch into $(OUT)/models (about an hour on 2 cores: face and
 # speech train in parallel, one core each), card them and export them to TFLite. Copy the folder

@@ -435,6 +435,7 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         self._argmax: dict[float, list[int]] = {}
         self._tables32: dict[float, np.ndarray] = {}
         self._weights32: dict[float, np.ndarray] = {}
+        self._fuse_grid()
         self._obs_face = np.where(st.face_present[:, None], self._face_probs, UNIFORM).astype(np.float32)
         self._obs_speech = np.where(st.speech_present[:, None], self._speech_probs, UNIFORM).astype(np.float32)
         self._present = np.stack([st.face_present, st.speech_present], axis=1).astype(np.int8)
@@ -454,6 +455,41 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         day = st.pilot_day[t]
         return int(np.searchsorted(st.pilot_day, day, side="right"))
 
+    def _fuse_grid(self) -> None:
+        """Fuse the whole stream at every weight of the grid the actions move on, in one batched
+        call (when the weights live on a grid: level actions, or increments from a start weight
+        on the ``delta_w`` grid); other weights are fused when first used."""
+        if self.actions == "levels":
+            grid = self._levels
+        else:
+            n = round(1.0 / self.delta_w)
+            on_grid = math.isclose(n * self.delta_w, 1.0, abs_tol=1e-9)
+            if not on_grid or not math.isclose(self._w0 / self.delta_w, round(self._w0 / self.delta_w), abs_tol=1e-9):
+                return
+            grid = np.round(np.linspace(0.0, 1.0, n + 1), 12).tolist()
+        t, k = len(self._fp), len(grid)
+        w = np.repeat(np.asarray(grid), t)
+        tables = fuse(
+            self.fusion, self._arrays, np.tile(self._face_proj, (k, 1)), np.tile(self._speech_proj, (k, 1)),
+            np.tile(self._face_probs, (k, 1)), np.tile(self._speech_probs, (k, 1)),
+            np.tile(self._fp, k), np.tile(self._sp, k), w,
+        ).reshape(k, t, -1)
+        for j, level in enumerate(grid):
+            self._store(level, np.ascontiguousarray(tables[j]))
+
+    def _store(self, w: float, table: np.ndarray) -> None:
+        bad = ~np.isfinite(table).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"user {self.stream.user_id}, interaction {int(np.flatnonzero(bad)[0])}: the fused "
+                "prediction holds NaN or inf (a pool row is broken); rebuild the user pool with `make pool`"
+            )
+        table.setflags(write=False)
+        self._tables[w] = table
+        self._argmax[w] = table.argmax(axis=1).tolist()
+        self._tables32[w] = table.astype(np.float32)
+        self._weights32[w] = np.array([w, 1.0 - w], np.float32)
+
     def _fused(self, t: int, w: float) -> np.ndarray:
         """The fused softmax of interaction ``t`` at face weight ``w``.
 
@@ -471,17 +507,7 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
                 self.fusion, self._arrays, self._face_proj, self._speech_proj, self._face_probs,
                 self._speech_probs, self._fp, self._sp, np.full(n, w),
             )
-            bad = ~np.isfinite(table).all(axis=1)
-            if bad.any():
-                raise ValueError(
-                    f"user {self.stream.user_id}, interaction {int(np.flatnonzero(bad)[0])}: the fused "
-                    "prediction holds NaN or inf (a pool row is broken); rebuild the user pool with `make pool`"
-                )
-            table.setflags(write=False)
-            self._tables[w] = table
-            self._argmax[w] = table.argmax(axis=1).tolist()
-            self._tables32[w] = table.astype(np.float32)
-            self._weights32[w] = np.array([w, 1.0 - w], np.float32)
+            self._store(w, table)
         return table[t]
 
     def _obs(self, t: int | None = None) -> dict[str, np.ndarray]:

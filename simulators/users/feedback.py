@@ -48,8 +48,7 @@ class UserState:
     engagement: float = 1.0
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     """The user's reaction to the prediction of interaction ``step``.
 
     Attributes:
