@@ -26,8 +26,8 @@ A *row* is a flat index into the first four axes, ``((p * L + l) * M + m) * C + 
 
 The shipped pool (``frozen_models/user_pool.npz`` + ``user_pool.json``) is built by ``make pool``:
 the ``users`` corpus preset (32 persons never seen in training, 8 moments per emotion) rendered
-under the five face and six speech conditions of the model cards. :func:`default_pool` loads it and
-checks its sha256 first.
+under the five face and six speech conditions of the model cards plus :func:`pool_extra_conditions`
+(face ``dark``, speech ``snr_-10db``). :func:`default_pool` loads it and checks its sha256 first.
 """
 
 from __future__ import annotations
