@@ -269,3 +269,27 @@ def test_sb3_needs_a_model_and_a_matching_env() -> None:
     with pytest.raises(PolicyError, match="history"):
         policy.fit(PersonalizationEnv(history=3))
     assert make_policy("ppo", actions="levels").actions == "levels"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn"])
+def test_sb3_per_user_beats_equal_weights_on_drowned_microphone_users(algo):
+    """Trained on 2,000 steps of each user's own past pilots (other stream seeds), every SB3
+    algorithm is more accurate than equal weights over the second half of the evaluated pilot, on
+    average over four drowned-microphone users (measured: equal 0.665; PPO 0.853, A2C 0.835,
+    DQN 0.767)."""
+    from test_agents import drowned_microphone_users
+
+    users = drowned_microphone_users(4)
+
+    def second_half(name, **kw):
+        out = []
+        for i in range(len(users)):
+            p = make_policy(name, **kw)
+            df = play(p, env_for(p, profiles=users), user=i, seed=0, deterministic=True)
+            out.append(df.correct[len(df) // 2 :].mean())
+        return float(np.mean(out))
+
+    equal = second_half("equal-weights")
+    learned = second_half(algo, mode="per-user", train_steps=2000, actions="levels")
+    assert learned > equal + 0.05, (algo, learned, equal)
