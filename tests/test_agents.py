@@ -313,3 +313,12 @@ def test_batched_q_learning_equals_one_q_learner_per_user():
     for i, (p, prof) in enumerate(zip(singles, profiles, strict=True)):
         np.testing.assert_array_equal(p.tables[prof.user_id], batch.q[i])
     assert np.abs(batch.q).sum() > 0
+
+
+def test_package_docstring_example_runs():
+    import doctest
+
+    import agents
+
+    result = doctest.testmod(agents)
+    assert result.attempted >= 2 and result.failed == 0
