@@ -29,14 +29,7 @@ import platform
 import time
 
 import numpy as np
-
-
-def _pin() -> str:
-    try:
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-        return f"pinned to core {min(os.sched_getaffinity(0))}"
-    except (AttributeError, OSError):
-        return "not pinned"
+from _common import pin_one_core
 
 
 def run(n_users: int, steps: int) -> tuple[float, float, float]:
@@ -78,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.users, args.steps, args.repeats = 64, 50, 1
-    pin = _pin()
+    pin = pin_one_core()
     runs = [run(args.users, args.steps) for _ in range(args.repeats)]
     env_s, both_s, agent_s = (float(np.median([r[i] for r in runs])) for i in range(3))
     n = args.users * args.steps

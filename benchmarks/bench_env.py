@@ -43,6 +43,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from _common import fmt_time, md_table, pin_one_core
 
 import mer_gym  # noqa: F401  (registers mer_gym/Personalization-v0)
 from mer_gym.envs.vector import PersonalizationVectorEnv
@@ -54,12 +55,6 @@ VECTOR_GOAL = 1_000_000
 VECTOR_GOAL_USERS = 1024
 
 
-def _pin_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        core = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {core})
-        return f"pinned to core {core}"
-    return "unpinned"
 
 
 def run_single(env_id: str, steps: int, seed: int) -> tuple[float, float]:
@@ -110,31 +105,8 @@ def users(n: int) -> str:
     return f"{n:,} user{'' if n == 1 else 's'}"
 
 
-def fmt_time(seconds: float) -> str:
-    return f"{seconds * 1e3:,.1f} ms" if seconds < 1.0 else f"{seconds:,.2f} s"
 
 
-def md_table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: tuple[bool, ...]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return (
-            "| "
-            + " | ".join(
-                c.rjust(w) if r else c.ljust(w)
-                for c, w, r in zip(cells, widths, right, strict=True)
-            )
-            + " |"
-        )
-
-    rule = (
-        "|"
-        + "|".join(
-            "-" * (w + 1) + ":" if r else "-" * (w + 2) for w, r in zip(widths, right, strict=True)
-        )
-        + "|"
-    )
-    return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
 def goal_mark(value: float, goal: float, unit: str) -> str:
@@ -162,7 +134,7 @@ def main() -> None:
         args.steps, args.users, args.user_steps, args.repeats = 5_000, [1, 64], 20_000, 1
     if min(args.repeats, args.steps, args.user_steps, *args.users) < 1:
         parser.error("--repeats, --steps, --user-steps and --users must be >= 1")
-    where = _pin_one_core()
+    where = pin_one_core()
 
     rows: list[tuple[str, ...]] = []
     single: dict[str, tuple[float, float]] = {}

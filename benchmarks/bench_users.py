@@ -39,41 +39,15 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
 import platform
-import statistics
-import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
+from _common import fmt_time, md_table, median_time, pin_one_core
 
 from simulators.users.describe import WEIGHT_GRID, weight_curve
 from simulators.users.feedback import UserState, respond
 from simulators.users.pool import UserPool, default_dir
 from simulators.users.population import load_population, sample_population
 from simulators.users.stream import Stream, draw_stream
-
-
-def _pin_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        core = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {core})
-        return f"pinned to core {core}"
-    return "unpinned"
-
-
-def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Median wall seconds of ``repeats`` calls of ``fn``, and the last call's result."""
-    times = []
-    out = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
-def fmt_time(seconds: float) -> str:
-    return f"{seconds * 1e3:,.1f} ms" if seconds < 1.0 else f"{seconds:,.2f} s"
 
 
 def predictions(streams: list[Stream], pool: UserPool) -> list[list[int]]:
@@ -184,27 +158,6 @@ def bench_preset(
     return rows
 
 
-def md_table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: tuple[bool, ...]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return (
-            "| "
-            + " | ".join(
-                c.rjust(w) if r else c.ljust(w)
-                for c, w, r in zip(cells, widths, right, strict=True)
-            )
-            + " |"
-        )
-
-    rule = (
-        "|"
-        + "|".join(
-            "-" * (w + 1) + ":" if r else "-" * (w + 2) for w, r in zip(widths, right, strict=True)
-        )
-        + "|"
-    )
-    return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
 def main() -> None:
@@ -224,7 +177,7 @@ def main() -> None:
         parser.error("--repeats must be >= 1")
     repeats = 1 if args.quick else args.repeats
     presets = ["paper-pilot"] if args.quick else list(dict.fromkeys(["paper-pilot", args.preset]))
-    where = _pin_one_core()
+    where = pin_one_core()
 
     directory = default_dir()
     pool = UserPool.load(directory)  # untimed: warms the OS file cache and the imports
