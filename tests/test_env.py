@@ -439,3 +439,13 @@ def test_level_actions_set_the_weight_and_reset_can_set_it(pool):
         PersonalizationEnv(profiles=[user(pool)], actions="absolute")
     with pytest.raises(ValueError, match=r"options\['w_face'\]"):
         env.reset(options={"w_face": -0.1})
+
+
+def test_readme_quick_start_runs():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    code = readme.split("## Quick start", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md quick start", "exec"), namespace)
+    assert len(namespace["log"]) > 100 and namespace["info"]["w_face"] == 0.6
