@@ -44,11 +44,6 @@ class PolicyError(ValueError):
     """A policy name, hyperparameter or saved state is invalid; the message names it."""
 
 
-def check_probability(where: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{where} = {value!r}: expected a number in [0, 1]")
-
-
 def check_positive(where: str, value: float, *, allow_zero: bool = False) -> None:
     ok = isinstance(value, int | float) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
     if not ok or not np.isfinite(value):

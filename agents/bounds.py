@@ -29,11 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from agents.base import PolicyError, check_positive, policy
-from agents.fixed import LevelPolicy, _levels
+from agents.fixed import LevelPolicy, n_levels
 from mer_gym.envs.personalization import weight_levels
 from mer_gym.labels import EMOTIONS
+from simulators.users.describe import best_fixed_weight
 
 _CLASSES = list(range(len(EMOTIONS)))
 
@@ -48,7 +50,7 @@ class BoundConfig:
 
     def __post_init__(self) -> None:
         check_positive("delta_w", self.delta_w)
-        _levels(self.delta_w)
+        n_levels(self.delta_w)
 
 
 class _TruthBound(LevelPolicy):
@@ -116,8 +118,8 @@ class HindsightBest(_TruthBound):
 
     @property
     def w_face0(self) -> float | None:
-        """The weight chosen for the last user started (None before any); the runner reads it
-        before ``reset_user``, and in levels mode the first action sets the weight anyway."""
+        """The weight chosen for the user started last (None before any); the runner starts the
+        pilot at it once ``reset_user`` has chosen it."""
         return self.best_w
 
     def reset_user(self, user_id: str, env: Any = None) -> None:
@@ -131,11 +133,8 @@ class HindsightBest(_TruthBound):
                 for pred in self.predictions
             ]
         )
-        best = self.scores.max()
-        tied = np.flatnonzero(np.isclose(self.scores, best, rtol=0.0, atol=1e-12))
-        # closest to 0.5, then the lower weight
-        i = min(tied, key=lambda j: (abs(self.levels[j] - 0.5), self.levels[j]))
-        self.best_w = float(self.levels[i])
+        # the tie rule of `mer-gym users`: closest to 0.5, then the lower weight
+        self.best_w = best_fixed_weight(pd.DataFrame({"w_face": self.levels, "macro_f1": self.scores}))
         self._best_action = self.level(self.best_w)
 
     def act(self, obs: Mapping[str, np.ndarray], *, deterministic: bool = False) -> int:

@@ -12,19 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.base import Policy, check_positive, check_probability, policy
-from mer_gym.config import ConfigError
+from agents.base import Policy, check_positive, policy
+from mer_gym.config import ConfigError, check_probability
+from mer_gym.envs.personalization import weight_levels
 
 
 def n_levels(delta_w: float) -> int:
-    """The index of the top level, ``1 / delta_w`` (levels are ``0 .. n_levels``)."""
-    n = round(1.0 / delta_w)
-    if not math.isclose(n * delta_w, 1.0, abs_tol=1e-9):
-        raise ConfigError(f"delta_w = {delta_w!r}: 1 / delta_w must be an integer (e.g. 0.1, 0.25)")
-    return n
-
-
-_levels = n_levels
+    """The index of the top level, ``1 / delta_w`` (levels are ``0 .. n_levels``, as the env's)."""
+    try:
+        return len(weight_levels(delta_w)) - 1
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 class LevelPolicy(Policy):
@@ -34,7 +32,7 @@ class LevelPolicy(Policy):
 
     def level(self, w_face: float) -> int:
         """The action that sets the weight nearest to ``w_face``."""
-        n = _levels(self.config.delta_w)
+        n = n_levels(self.config.delta_w)
         return int(min(n, max(0, math.floor(w_face * n + 0.5))))  # halves round up, not to even
 
 
@@ -52,7 +50,7 @@ class FixedConfig:
     def __post_init__(self) -> None:
         check_probability("w_face", self.w_face)
         check_positive("delta_w", self.delta_w)
-        _levels(self.delta_w)
+        n_levels(self.delta_w)
 
 
 @policy("fixed")
@@ -88,7 +86,7 @@ class ConfidenceConfig:
         if self.measure not in ("max", "entropy"):
             raise ConfigError(f"measure = {self.measure!r}: expected 'max' or 'entropy'")
         check_positive("delta_w", self.delta_w)
-        _levels(self.delta_w)
+        n_levels(self.delta_w)
 
 
 def confidence(probs: np.ndarray, measure: str) -> float:
@@ -134,7 +132,7 @@ class RandomConfig:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"seed = {self.seed!r}: expected an integer >= 0")
         check_positive("delta_w", self.delta_w)
-        _levels(self.delta_w)
+        n_levels(self.delta_w)
 
 
 @policy("random")
@@ -145,4 +143,4 @@ class RandomWeight(LevelPolicy):
     Config = RandomConfig
 
     def act(self, obs: Mapping[str, np.ndarray], *, deterministic: bool = False) -> int:
-        return int(self.rng.integers(_levels(self.config.delta_w) + 1))
+        return int(self.rng.integers(n_levels(self.config.delta_w) + 1))

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Policy, PolicyError, check_positive, check_probability, policy
-from mer_gym.config import ConfigError
+from agents.base import Policy, PolicyError, check_positive, policy
+from mer_gym.config import ConfigError, check_probability
 from mer_gym.envs.wrappers import DEFAULT_FEATURES, Discretizer
 
 

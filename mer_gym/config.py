@@ -84,6 +84,13 @@ def check_range(where: str, value: float, low: float, high: float) -> None:
         raise ConfigError(f"{where} = {value!r} is out of range: expected a value in [{low}, {high}]")
 
 
+def check_probability(where: str, value: Any) -> None:
+    """Raise ConfigError unless ``value`` is a number (not a bool) in [0, 1] (NaN fails too)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where} = {value!r}: expected a probability in [0, 1]")
+    check_range(where, float(value), 0.0, 1.0)
+
+
 def check_interval(where: str, interval: tuple[float, float], low: float, high: float) -> None:
     """Raise ConfigError unless ``interval`` is an ordered pair inside ``[low, high]``."""
     if len(interval) != 2:

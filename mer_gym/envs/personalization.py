@@ -74,7 +74,51 @@ def check_increments(delta_w: float, increments: Sequence[int]) -> np.ndarray:
     return np.round(np.asarray(incs, np.float64) * delta_w, 12)
 
 
-class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
+class PopulationSettings:
+    """The keyword arguments the single and the vector env share, validated in one place (a mixin
+    of both env classes)."""
+
+    def _configure(
+        self,
+        population: str | PopulationPreset,
+        *,
+        profiles: Sequence[Profile] | None,
+        n_users: int | None,
+        population_seed: int | None,
+        pool: UserPool | None,
+        fusion: str,
+        delta_w: float,
+        increments: Sequence[int],
+        history: int,
+        w_face0: float,
+        reward: str | Callable[[RewardSignal], Any],
+        max_response_time_s: float,
+    ) -> None:
+        self.pool = pool if pool is not None else default_pool()
+        if profiles is None:
+            profiles = sample_population(population, self.pool, n_users=n_users, seed=population_seed)
+        self.profiles: list[Profile] = list(profiles)
+        if not self.profiles:
+            raise ValueError("profiles is empty: give at least one user")
+        self._user_index = {p.user_id: i for i, p in enumerate(self.profiles)}
+        if len(self._user_index) != len(self.profiles):
+            raise ValueError("profiles repeat a user_id; every user needs a unique id")
+        self.fusion = check_fusion(fusion)
+        self.delta_w = float(delta_w)
+        self.increments = check_increments(delta_w, increments)
+        self._incs = self.increments.tolist()
+        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
+            raise ValueError(f"history = {history!r}: expected an integer >= 1 (the paper's k)")
+        self.k = history
+        self._w0 = check_weight(w_face0, "w_face0")
+        self.reward_fn, self._needs_truth = make_reward(reward)
+        if not (isinstance(max_response_time_s, int | float) and max_response_time_s > 0):
+            raise ValueError(f"max_response_time_s = {max_response_time_s!r}: expected a number > 0")
+        self.max_rt = float(max_response_time_s)
+        self._arrays = PoolArrays.of(self.pool)
+
+
+class PersonalizationEnv(PopulationSettings, gym.Env[dict[str, np.ndarray], int]):
     """Personalize the face/speech fusion weight of an emotion recognizer to one simulated user.
 
     ## Description
@@ -194,41 +238,24 @@ class PersonalizationEnv(gym.Env[dict[str, np.ndarray], int]):
         max_response_time_s: float = 30.0,
         render_mode: str | None = None,
     ) -> None:
-        self.pool = pool if pool is not None else default_pool()
-        if profiles is None:
-            profiles = sample_population(population, self.pool, n_users=n_users, seed=population_seed)
-        self.profiles: list[Profile] = list(profiles)
-        if not self.profiles:
-            raise ValueError("profiles is empty: give at least one user")
-        self._user_index = {p.user_id: i for i, p in enumerate(self.profiles)}
-        if len(self._user_index) != len(self.profiles):
-            raise ValueError("profiles repeat a user_id; every user needs a unique id")
-        self.fusion = check_fusion(fusion)
-        self.delta_w = float(delta_w)
-        self.increments = check_increments(delta_w, increments)
-        self._incs = self.increments.tolist()
+        self._configure(
+            population, profiles=profiles, n_users=n_users, population_seed=population_seed, pool=pool,
+            fusion=fusion, delta_w=delta_w, increments=increments, history=history, w_face0=w_face0,
+            reward=reward, max_response_time_s=max_response_time_s,
+        )
         if actions not in ACTION_MODES:
             raise ValueError(f"actions = {actions!r}: expected one of {', '.join(ACTION_MODES)}")
         self.actions = actions
         self.levels = weight_levels(delta_w) if actions == "levels" else None
         self._levels = self.levels.tolist() if self.levels is not None else []
-        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
-            raise ValueError(f"history = {history!r}: expected an integer >= 1 (the paper's k)")
-        self.k = history
-        self._w0 = check_weight(w_face0, "w_face0")
-        self.reward_fn, self._needs_truth = make_reward(reward)
         if episode not in EPISODES:
             raise ValueError(f"episode = {episode!r}: expected one of {', '.join(EPISODES)}")
         self.episode = episode
-        if not (isinstance(max_response_time_s, int | float) and max_response_time_s > 0):
-            raise ValueError(f"max_response_time_s = {max_response_time_s!r}: expected a number > 0")
-        self.max_rt = float(max_response_time_s)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode = {render_mode!r}: expected None or one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
         self.action_space = spaces.Discrete(len(self._incs) if actions == "increments" else len(self._levels))
         self.observation_space = observation_space(history)
-        self._arrays = PoolArrays.of(self.pool)
         self._next_user = 0
         self._stream: Stream | None = None
         self._t = 0

@@ -12,21 +12,20 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from mer_gym.envs.fusion import UNIFORM, PoolArrays, check_fusion, fuse
+from mer_gym.envs.fusion import UNIFORM, PoolArrays, fuse
 from mer_gym.envs.personalization import (
     FEEDBACK_CONFIRMATION,
     FEEDBACK_CORRECTION,
     FEEDBACK_NONE,
     NO_EMOTION,
-    check_increments,
-    check_weight,
+    PopulationSettings,
     observation_space,
 )
-from mer_gym.envs.reward import RewardSignal, make_reward
+from mer_gym.envs.reward import RewardSignal
 from mer_gym.labels import EMOTIONS
 from simulators.users.feedback import Dice, FeedbackParams, respond_batch
-from simulators.users.pool import UserPool, default_pool
-from simulators.users.population import PopulationPreset, sample_population
+from simulators.users.pool import UserPool
+from simulators.users.population import PopulationPreset
 from simulators.users.profile import Profile
 from simulators.users.stream import Stream, draw_stream
 
@@ -82,7 +81,7 @@ def _tables(arrays: PoolArrays) -> tuple[np.ndarray, ...]:
     )
 
 
-class PersonalizationVectorEnv(VectorEnv):
+class PersonalizationVectorEnv(PopulationSettings, VectorEnv):
     """:class:`~mer_gym.envs.personalization.PersonalizationEnv` for a whole population at once.
 
     Sub-environment ``i`` always plays user ``i`` (``profiles[i]``); ``num_envs = len(profiles)``.
@@ -168,30 +167,12 @@ class PersonalizationVectorEnv(VectorEnv):
                     f"num_envs = {num_envs!r} but {len(profiles)} profiles: one sub-env per user"
                 )
             n_users = num_envs
-        self.pool = pool if pool is not None else default_pool()
-        if profiles is None:
-            profiles = sample_population(
-                population, self.pool, n_users=n_users, seed=population_seed
-            )
-        self.profiles: list[Profile] = list(profiles)
-        if not self.profiles:
-            raise ValueError("profiles is empty: give at least one user")
+        self._configure(
+            population, profiles=profiles, n_users=n_users, population_seed=population_seed, pool=pool,
+            fusion=fusion, delta_w=delta_w, increments=increments, history=history, w_face0=w_face0,
+            reward=reward, max_response_time_s=max_response_time_s,
+        )
         self.user_ids = [p.user_id for p in self.profiles]
-        if len(set(self.user_ids)) != len(self.user_ids):
-            raise ValueError("profiles repeat a user_id; every user needs a unique id")
-        self.fusion = check_fusion(fusion)
-        self.delta_w = float(delta_w)
-        self.increments = check_increments(delta_w, increments)
-        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
-            raise ValueError(f"history = {history!r}: expected an integer >= 1 (the paper's k)")
-        self.k = history
-        self._w0 = check_weight(w_face0, "w_face0")
-        self.reward_fn, self._needs_truth = make_reward(reward)
-        if not (isinstance(max_response_time_s, int | float) and max_response_time_s > 0):
-            raise ValueError(
-                f"max_response_time_s = {max_response_time_s!r}: expected a number > 0"
-            )
-        self.max_rt = float(max_response_time_s)
 
         n = self.num_envs = len(self.profiles)
         self.single_observation_space = observation_space(history)
@@ -199,7 +180,6 @@ class PersonalizationVectorEnv(VectorEnv):
         self.single_action_space = spaces.Discrete(len(self.increments))
         self.action_space = batch_space(self.single_action_space, n)
 
-        self._arrays = PoolArrays.of(self.pool)
         self._face_ext, self._speech_ext, self._face_obs, self._speech_obs = _tables(self._arrays)
         weeks = max(p.schedule.days for p in self.profiles) // 7 + 1
         self._feedback = FeedbackParams.of([p.feedback for p in self.profiles], weeks=weeks)
@@ -210,7 +190,6 @@ class PersonalizationVectorEnv(VectorEnv):
             self._z = np.empty((n, len(EMOTIONS)))
         self._rows = np.arange(n)
         # the reachable face weights, numbered as met; _next[s, a] is the state action a leads to
-        self._incs = self.increments.tolist()
         self._w_values: list[float] = []
         self._w_index: dict[float, int] = {}
         self._next = np.full((0, len(self._incs)), -1, np.int64)

@@ -33,7 +33,6 @@ under the five face and six speech conditions of the model cards plus :func:`poo
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import time
@@ -46,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from mer_gym.labels import EMOTIONS
+from mer_gym.models.data import file_sha256
 from mer_gym.models.fusion import COMPUTE_DTYPE, FusionProjection, check_w_face
 
 POOL_FORMAT = 1
@@ -59,14 +59,6 @@ _HEAD = ("W_face", "W_speech", "b1", "W2", "b2")
 
 class PoolError(ValueError):
     """A user pool is missing, corrupt, or lacks what a profile asks for."""
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True, eq=False)

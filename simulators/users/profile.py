@@ -19,7 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mer_gym.config import ConfigError, check_interval, check_range, from_mapping, plain
+from mer_gym.config import (
+    ConfigError,
+    check_interval,
+    check_probability,
+    check_range,
+    from_mapping,
+    plain,
+)
 from mer_gym.labels import EMOTIONS
 
 DEFAULT_BASE_RATES: Mapping[str, float] = {
@@ -47,12 +54,6 @@ def _probabilities(where: str, probs: Mapping[str, float], allowed: tuple[str, .
     total = float(sum(probs.values()))
     if not math.isclose(total, 1.0, abs_tol=1e-6):
         raise ConfigError(f"{where}: probabilities sum to {total:.6g}, expected 1")
-
-
-def _probability(where: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{where} = {value!r}: expected a probability in [0, 1]")
-    check_range(where, float(value), 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,8 @@ class Context:
             raise ConfigError(f"{where}.hours = {list(self.hours)}: the window is empty")
         _probabilities(f"{where}.face", self.face, None)
         _probabilities(f"{where}.speech", self.speech, None)
-        _probability(f"{where}.p_camera_off", self.p_camera_off)
-        _probability(f"{where}.p_silence", self.p_silence)
+        check_probability(f"{where}.p_camera_off", self.p_camera_off)
+        check_probability(f"{where}.p_silence", self.p_silence)
         if self.p_camera_off == 1.0 and self.p_silence == 1.0:
             raise ConfigError(f"{where}: p_camera_off and p_silence are both 1, so nothing is ever captured")
 
@@ -220,7 +221,7 @@ class Feedback:
 
     def __post_init__(self) -> None:
         for name in ("p_explicit", "weekly_decay", "morning_factor", "label_noise", "erosion", "recovery"):
-            _probability(f"feedback.{name}", getattr(self, name))
+            check_probability(f"feedback.{name}", getattr(self, name))
         check_range("feedback.morning_until", self.morning_until, 0.0, 24.0)
         for name in ("rt_median_s", "rt_sigma", "engagement_noise"):
             value = getattr(self, name)
@@ -282,7 +283,7 @@ class Schedule:
         if self.hours[0] == self.hours[1]:
             raise ConfigError(f"schedule.hours = {list(self.hours)}: the window is empty")
         for name in ("compliance", "morning_compliance_factor", "weekly_compliance_decline"):
-            _probability(f"schedule.{name}", getattr(self, name))
+            check_probability(f"schedule.{name}", getattr(self, name))
         check_range("schedule.morning_until", self.morning_until, 0.0, 24.0)
         check_range("schedule.miss_streak", self.miss_streak, 0.0, 0.99)
         if self.compliance == 0:
@@ -318,7 +319,7 @@ class Drift:
             _probabilities("drift.speech", self.speech, None)
         for name in ("p_camera_off", "p_silence"):
             if getattr(self, name) is not None:
-                _probability(f"drift.{name}", getattr(self, name))
+                check_probability(f"drift.{name}", getattr(self, name))
 
     def apply(self, context: Context) -> Context:
         if self.contexts and context.name not in self.contexts:
