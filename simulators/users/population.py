@@ -177,8 +177,11 @@ def population_names() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_population(name_or_path: str | Path) -> PopulationPreset:
-    """A shipped population preset by name (``paper-pilot``, ``population`` ...) or a YAML path.
+def load_population(
+    name_or_path: str | Path, overrides: Mapping[str, Any] | None = None
+) -> PopulationPreset:
+    """A shipped population preset by name (``paper-pilot``, ``population`` ...) or a YAML path;
+    ``overrides`` are merged into its mapping (:func:`merge`) before validation.
 
     Raises:
         ConfigError: unknown name, unreadable YAML, an unknown key or a bad value (naming the field).
@@ -200,6 +203,9 @@ def load_population(name_or_path: str | Path) -> PopulationPreset:
     data = parse_yaml(text, where=where)
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping of PopulationPreset fields")
+    if overrides:
+        data = merge(data, overrides)
+        where = f"{where} (with overrides)"
     return from_mapping(PopulationPreset, data, where=where)
 
 
