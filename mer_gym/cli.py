@@ -8,6 +8,9 @@ Subcommands:
     models    train / evaluate the face CNN, speech LSTM and fusion head; print the card table
     users     sample a population of simulated users and describe them (``--describe``)
     pool      build the user pool (frozen models' outputs per person, emotion and condition)
+    run       run a study (policies on simulated pilots) and write its report
+    report    (re)write a study run's tables, figures and report
+    studies   list the shipped studies
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Sequence
 from mer_gym.config import ConfigError
 from mer_gym.models.frozen import FrozenModelError
 from simulators.users.pool import PoolError
+from studies.runner import StudyError
 
 
 def _cmd_corpus(args: argparse.Namespace) -> int:
@@ -166,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     from simulators.users.describe import add_commands
 
     add_commands(sub)
+    from studies.cli import add_commands as add_study_commands
+
+    add_study_commands(sub)
     return parser
 
 
@@ -173,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileExistsError, FileNotFoundError, FrozenModelError, PoolError) as exc:
+    except (ConfigError, FileExistsError, FileNotFoundError, FrozenModelError, PoolError, StudyError) as exc:
         print(f"mer-gym {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

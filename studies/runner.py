@@ -176,6 +176,8 @@ def run_job(study: Study, job: Job, table: np.ndarray | None = None) -> dict[str
     from mer_gym.envs.personalization import weight_levels
 
     policy = _make_policy(study, job)
+    if table is None and getattr(getattr(policy, "config", None), "init", None) == "population":
+        table = np.zeros(policy.shape)  # the first wave has no earlier users: a cold start
     if table is not None:
         policy.set_population(table)
     env = _env_cached(study.digest(), study, job.condition, policy.actions)
