@@ -83,7 +83,7 @@ def test_bad_study_names_the_field(change, needle):
 
 
 def test_unknown_study_and_missing_file():
-    with pytest.raises(ConfigError, match="unknown study 'pilto'.*pilot"):
+    with pytest.raises(ConfigError, match=r"unknown study 'pilto'.*pilot"):
         load_study("pilto")
     with pytest.raises(ConfigError, match="does not exist"):
         load_study("nowhere/else.yaml")
