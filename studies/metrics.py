@@ -1,10 +1,10 @@
 """Metrics of a study, from its days table (:data:`studies.runner.DAY_COLUMNS`).
 
 Every metric is computed from the confusion counts the days table keeps (``cm_<true>_<pred>``),
-with scikit-learn (each of the 36 (true, predicted) cells is one sample weighted by its count),
 so a user's macro-F1 is the one of all its interactions, not a mean of daily scores.
 
-* **accuracy**, **macro_f1** (over the six emotions, ``zero_division=0``: an emotion the user never
+* **accuracy**, **macro_f1** (scikit-learn's definitions, computed from the counts: see
+  :func:`scores`; over the six emotions, ``zero_division=0``: an emotion the user never
   felt nor was predicted counts as 0, as in ``mer-gym users`` and the hindsight-best bound),
   **recall_<emotion>**;
 * **neutral_fpr**: the false-positive rate in neutral states, i.e. the share of interactions whose
@@ -22,7 +22,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from mer_gym.labels import EMOTIONS
 
@@ -46,25 +45,32 @@ NEUTRAL = EMOTIONS.index("neutral")
 SADNESS = EMOTIONS.index("sadness")
 
 
-def scores(counts: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1, per-class recall and the neutral false-positive rate of one 36-cell
-    confusion count vector (row-major: true, predicted)."""
-    counts = np.asarray(counts, np.float64)
-    if counts.sum() <= 0:
-        nan = float("nan")
-        return {"accuracy": nan, "macro_f1": nan, "neutral_fpr": nan, **{f"recall_{e}": nan for e in EMOTIONS}}
-    keep = counts > 0
-    yt, yp, w = _TRUE[keep], _PRED[keep], counts[keep]
-    labels = list(range(N))
-    out = {
-        "accuracy": float(accuracy_score(yt, yp, sample_weight=w)),
-        "macro_f1": float(f1_score(yt, yp, labels=labels, average="macro", sample_weight=w, zero_division=0)),
-    }
-    recalls = recall_score(yt, yp, labels=labels, average=None, sample_weight=w, zero_division=np.nan)
-    neutral = counts.reshape(N, N)[NEUTRAL]
-    out["neutral_fpr"] = float((neutral.sum() - neutral[NEUTRAL]) / neutral.sum()) if neutral.sum() else float("nan")
-    out.update({f"recall_{e}": float(r) for e, r in zip(EMOTIONS, recalls, strict=True)})
-    return out
+def scores(counts: np.ndarray) -> pd.DataFrame:
+    """Accuracy, macro-F1, per-class recall and the neutral false-positive rate of each row of
+    ``counts`` (R, 36): confusion counts, row-major (true, predicted).
+
+    Computed from the counts with numpy: one scikit-learn call per row costs about 5 ms, and a
+    population study's weekly table has 100,000 rows. The definitions are scikit-learn's
+    (``f1_score(..., labels=range(6), average="macro", zero_division=0)``, ``recall_score(...,
+    average=None, zero_division=nan)``), and ``tests/test_studies.py`` checks equality with it.
+    """
+    cm = np.asarray(counts, np.float64).reshape(-1, N, N)
+    total = cm.sum(axis=(1, 2))
+    tp = np.diagonal(cm, axis1=1, axis2=2)
+    true = cm.sum(axis=2)  # per class: interactions whose truth is the class
+    pred = cm.sum(axis=1)  # per class: interactions predicted as the class
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = true + pred  # 2 tp + fp + fn
+        f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
+        recall = np.where(true > 0, tp / np.where(true > 0, true, 1), np.nan)
+        ok = total > 0
+        out = {
+            "accuracy": np.where(ok, tp.sum(axis=1) / np.where(ok, total, 1), np.nan),
+            "macro_f1": np.where(ok, f1.mean(axis=1), np.nan),
+            "neutral_fpr": 1.0 - recall[:, NEUTRAL],
+        }
+    out.update({f"recall_{e}": recall[:, k] for k, e in enumerate(EMOTIONS)})
+    return pd.DataFrame(out)
 
 
 def _aggregate(days: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
@@ -75,8 +81,8 @@ def _aggregate(days: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     agg["w_face_final"] = grouped["w_face_end"].last()
     agg["days"] = grouped["day"].nunique()
     agg = agg.reset_index()
-    rows = [scores(c) for c in agg[CM].to_numpy()]
-    metrics = pd.DataFrame(rows, index=agg.index)
+    metrics = scores(agg[CM].to_numpy())
+    metrics.index = agg.index
     agg["regret"] = (agg["oracle_correct"] - agg["correct"]) / agg["n"]
     agg["explicit_rate"] = agg["explicit"] / agg["n"]
     out = pd.concat([agg.drop(columns=CM), metrics], axis=1)
@@ -131,29 +137,32 @@ def detection_delay(days: pd.DataFrame, *, window: int = 3, share: float = 0.5) 
         One row per run with an episode: KEYS, episode_start, true_rise, pred_rise, detected,
         delay_days.
     """
-    sad_true = days[[f"cm_{SADNESS}_{j}" for j in range(N)]].sum(axis=1)
-    sad_pred = days[[f"cm_{i}_{SADNESS}" for i in range(N)]].sum(axis=1)
-    frame = days.assign(sad_true=sad_true, sad_pred=sad_pred)
+    sad_true = days[[f"cm_{SADNESS}_{j}" for j in range(N)]].to_numpy().sum(axis=1).astype(np.float64)
+    sad_pred = days[[f"cm_{i}_{SADNESS}" for i in range(N)]].to_numpy().sum(axis=1).astype(np.float64)
+    n_all = days["n"].to_numpy(np.float64)
+    day_all = days["day"].to_numpy(np.int64)
+    ep_all = days["in_episode"].to_numpy() > 0
     rows = []
-    for key, run in frame.groupby(KEYS, sort=False):
-        ep = run[run["in_episode"] > 0]
-        if ep.empty:
+    for key, index in days.groupby(KEYS, sort=False).indices.items():
+        ep = ep_all[index]
+        if not ep.any():
             continue
-        d0, d1 = int(ep["day"].min()), int(ep["day"].max())
-        before = run[run["day"] < d0]
-        during = run[(run["day"] >= d0) & (run["day"] <= d1)]
-        if before["n"].sum() == 0 or during["n"].sum() == 0:
+        day, n, st, sp = day_all[index], n_all[index], sad_true[index], sad_pred[index]
+        d0, d1 = int(day[ep].min()), int(day[ep].max())
+        before, during = day < d0, (day >= d0) & (day <= d1)
+        if n[before].sum() == 0 or n[during].sum() == 0:
             continue
-        true_rise = during["sad_true"].sum() / during["n"].sum() - before["sad_true"].sum() / before["n"].sum()
-        base = before["sad_pred"].sum() / before["n"].sum()
-        pred_rise = during["sad_pred"].sum() / during["n"].sum() - base
+        true_rise = st[during].sum() / n[during].sum() - st[before].sum() / n[before].sum()
+        base = sp[before].sum() / n[before].sum()
+        pred_rise = sp[during].sum() / n[during].sum() - base
         threshold = base + share * max(true_rise, 0.0)
         delay = float("nan")
-        for d in sorted(during["day"].unique()):
-            win = during[(during["day"] > d - window) & (during["day"] <= d)]
-            if win["n"].sum() and win["sad_pred"].sum() / win["n"].sum() > threshold and true_rise > 0:
-                delay = float(d - d0)
-                break
+        if true_rise > 0:
+            for d in np.unique(day[during]):
+                win = during & (day > d - window) & (day <= d)
+                if sp[win].sum() / n[win].sum() > threshold:
+                    delay = float(d - d0)
+                    break
         rows.append((*key, d0, true_rise, pred_rise, not np.isnan(delay), delay))
     cols = [*KEYS, "episode_start", "true_rise", "pred_rise", "detected", "delay_days"]
     return pd.DataFrame(rows, columns=cols)

@@ -519,7 +519,7 @@ def weight_trajectories(days: pd.DataFrame, out: Path | str, *, max_users: int =
                 legend=False,
                 ax=ax,
             )
-            ax.set_ylim(0.0, 1.0)
+            ax.set_ylim(-0.04, 1.04)  # fixed weights (0 or 1) stay visible
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(f"user {user}")
         _label_outer(axes, ncols, DAY_LABEL, W_FACE_LABEL)

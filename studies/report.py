@@ -109,7 +109,12 @@ def _figures(
         title=f"{study.name}: macro-F1 gain per user over {study.baseline}",
     )[0]
     figs["learning_curves"] = plots.learning_curves(learning, folder / "learning_curves", seed=seed)[0]
-    figs["weight_trajectories"] = plots.weight_trajectories(days, folder / "weight_trajectories")[0]
+    # the policies that move the weight (fixed ones are flat lines; the oracle jumps every step)
+    spread = days.groupby("policy", sort=False)["w_face_end"].agg(lambda w: w.max() - w.min())
+    moving = [p for p in spread.index if (spread[p] > 0 and p != "oracle") or p == study.baseline]
+    figs["weight_trajectories"] = plots.weight_trajectories(
+        days[days["policy"].isin(moving)], folder / "weight_trajectories"
+    )[0]
     figs["confusion_matrices"] = plots.confusion_matrices(
         metrics.confusions(days), folder / "confusion_matrices"
     )[0]
@@ -303,7 +308,7 @@ def _markdown(
     captions = {
         "gain_per_user": "Macro-F1 gain per user (the headline), 95 % bootstrap CIs over seeds.",
         "learning_curves": "Learning curves: macro-F1 by pilot day, pooled over users; band: 95 % CI over seeds.",
-        "weight_trajectories": "Face-weight trajectories (end of each day), first seed.",
+        "weight_trajectories": "Face-weight trajectories (end of each day) of the policies that move it, first seed.",
         "confusion_matrices": "Confusion matrices per policy (row-normalized, all users and seeds).",
         "gain_vs_feedback": "Per-user gain against the user's explicit-feedback rate.",
         "performance_profiles": "Performance profiles: the share of runs (user × seed) above each macro-F1 threshold.",

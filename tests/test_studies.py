@@ -285,3 +285,25 @@ def test_ray_backend_gives_the_joblib_tables(tmp_path):
     run_study(study, tmp_path / "joblib", n_workers=2, progress=False)
     run_study(study, tmp_path / "ray", backend="ray", n_workers=2, progress=False)
     pd.testing.assert_frame_equal(read_days(tmp_path / "ray"), read_days(tmp_path / "joblib"))
+
+
+def test_scores_equal_sklearn_on_random_confusions():
+    from sklearn.metrics import recall_score
+
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 4, size=(40, 36)) * (rng.random((40, 36)) < 0.4)
+    counts[0] = 0
+    counts[0, 0] = 5  # one class only
+    out = metrics.scores(counts)
+    true, pred = np.repeat(np.arange(6), 6), np.tile(np.arange(6), 6)
+    for r, row in enumerate(counts):
+        if row.sum() == 0:
+            assert np.isnan(out["macro_f1"][r])
+            continue
+        keep = row > 0
+        yt, yp, w = true[keep], pred[keep], row[keep]
+        f1 = f1_score(yt, yp, labels=list(range(6)), average="macro", sample_weight=w, zero_division=0)
+        assert out["macro_f1"][r] == pytest.approx(f1, abs=1e-12)
+        assert out["accuracy"][r] == pytest.approx(accuracy_score(yt, yp, sample_weight=w), abs=1e-12)
+        rec = recall_score(yt, yp, labels=list(range(6)), average=None, sample_weight=w, zero_division=np.nan)
+        np.testing.assert_allclose(out[[f"recall_{e}" for e in EMOTIONS]].to_numpy()[r], rec, atol=1e-12)
