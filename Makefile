@@ -1,11 +1,12 @@
-# mer-gym: `make demo` runs the main job on the embedded default, `make test` the whole suite.
+# mer-gym: `make demo` runs the paper's pilot study end to end on the embedded default (its report
+# and per-user gain plot land in runs/pilot), `make test` the whole suite.
 # Both create the virtualenv (.venv) on first use; only Python 3.11 is needed on the machine.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= runs
 
-.PHONY: demo test lint bench models pool tables users venv clean
+.PHONY: demo corpus test lint bench models pool tables users venv clean
 
 CORPUS := $(OUT)/corpus-default
 
@@ -21,6 +22,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
+	rm -rf $(OUT)/pilot
+	$(BIN)/mer-gym run pilot --out $(OUT)/pilot
+
+corpus: venv
 	$(BIN)/mer-gym corpus --preset default --out $(OUT)/corpus-default --overwrite --jobs 2
 
 lint: venv
@@ -34,7 +39,7 @@ $(CORPUS)/manifest.parquet: | venv
 	$(BIN)/mer-gym corpus --preset default --out $(CORPUS) --overwrite --jobs 2
 
 # Benchmarks: corpus generation, the frozen models (Keras vs TFLite), the embedding bank, the
-# simulated users, the single and vector env, Q-learning on the vector env.
+# simulated users, the single and vector env, Q-learning on the vector env, the population study.
 bench: venv $(CORPUS)/manifest.parquet
 	$(BIN)/python benchmarks/bench_corpus.py
 	$(BIN)/python benchmarks/bench_models.py --corpus $(CORPUS) --models-dir frozen_models
@@ -42,6 +47,7 @@ bench: venv $(CORPUS)/manifest.parquet
 	$(BIN)/python benchmarks/bench_users.py
 	$(BIN)/python benchmarks/bench_env.py
 	$(BIN)/python benchmarks/bench_agents.py
+	$(BIN)/python benchmarks/bench_studies.py
 
 # Retrain the shipped models from scratch into $(OUT)/models (about an hour on 2 cores: face and
 # speech train in parallel, one core each), card them and export them to TFLite. Copy the folder

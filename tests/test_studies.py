@@ -307,3 +307,34 @@ def test_scores_equal_sklearn_on_random_confusions():
         assert out["accuracy"][r] == pytest.approx(accuracy_score(yt, yp, sample_weight=w), abs=1e-12)
         rec = recall_score(yt, yp, labels=list(range(6)), average=None, sample_weight=w, zero_division=np.nan)
         np.testing.assert_allclose(out[[f"recall_{e}" for e in EMOTIONS]].to_numpy()[r], rec, atol=1e-12)
+
+
+def _gain_table(markdown: str) -> str:
+    start = markdown.index("| policy | macro-F1 | gain (points)")
+    return markdown[start:].split("\n\n", 1)[0].strip()
+
+
+@pytest.mark.slow
+def test_main_command_runs_the_pilot_and_docs_quote_its_table(tmp_path):
+    """The README's main command (``make demo`` = ``mer-gym run pilot``): the report, the per-user
+    gain plot, the time printed; docs/studies.md and the README quote the report's gain table."""
+    out = tmp_path / "pilot"
+    done = subprocess.run(_cli("run", "pilot", "--out", str(out), "--quiet"), check=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert "study pilot: ran in" in done.stdout
+    report = (out / "report.md").read_text()
+    assert (out / "report.html").is_file()
+    for name in ("gain_per_user", "learning_curves", "weight_trajectories", "confusion_matrices",
+                 "gain_vs_feedback", "performance_profiles"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
+        assert f"figures/{name}.png" in report
+    assert "## The paper side by side" in report and "+1.2" in report
+    for doc in ("docs/studies.md", "README.md"):
+        text = (ROOT / doc).read_text()
+        assert _gain_table(text) == _gain_table(report), f"{doc}: paste the pilot's gain table from the report"
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["policy"]) == {p.label for p in load_study("pilot").policies} - {"equal-weights"}
+    # the bounds order: oracle >= hindsight-best >= the baseline, on every user
+    users = pd.read_parquet(out / "per_user.parquet")
+    acc = users.pivot_table(index=["user_id", "seed"], columns="policy", values="accuracy")
+    assert (acc["oracle"] >= acc["hindsight-best"] - 1e-12).all()
