@@ -2,7 +2,7 @@
 
 A study compares personalization policies on simulated pilots. Its YAML (the shipped ones lie
 beside this module: ``pilot``, ``population``, ``drift``, ``feedback-sparsity``, ``sensitivity``,
-``fusion``, ``fairness``, ``waves``) has these keys, each validated with an error naming the field:
+``fusion``, ``fairness``, ``waves``, ``privacy``) has these keys, each validated with an error naming the field:
 
 .. code-block:: yaml
 
@@ -10,7 +10,8 @@ beside this module: ``pilot``, ``population``, ``drift``, ``feedback-sparsity``,
     question: Does the paper's adaptive fusion beat equal weights on its own pilot?
     population: {preset: paper-pilot, n_users: 6, seed: 0, days: 14, overrides: {}}
     seeds: [0, 1, 2, 3, 4]          # or a count: 5 (seeds 0..4)
-    env: {fusion: feature, delta_w: 0.1, increments: [-1, 0, 1], history: 5, w_face0: 0.5}
+    env: {fusion: feature, delta_w: 0.1, increments: [-1, 0, 1], history: 5, w_face0: 0.5,
+          privacy_epsilon: null}     # a number: feedback under local differential privacy
     baseline: equal-weights          # gains are paired differences against this policy
     policies:                        # a name, or {name, label, params}
       - equal-weights
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 #: The env keyword arguments a study may set (:class:`mer_gym.envs.PersonalizationEnv`).
-ENV_KEYS = ("fusion", "delta_w", "increments", "history", "w_face0", "reward")
+ENV_KEYS = ("fusion", "delta_w", "increments", "history", "w_face0", "reward", "privacy_epsilon")
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class EnvSpec:
     history: int = 5
     w_face0: float = 0.5
     reward: str = "feedback"
+    privacy_epsilon: float | None = None
 
     def kwargs(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ENV_KEYS}

@@ -22,7 +22,9 @@ from studies.spec import Study, load_study, study_from_mapping, study_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SHIPPED = ["drift", "fairness", "feedback-sparsity", "fusion", "pilot", "population", "sensitivity", "waves"]
+SHIPPED = [
+    "drift", "fairness", "feedback-sparsity", "fusion", "pilot", "population", "privacy", "sensitivity", "waves",
+]
 
 
 def tiny(**changes) -> Study:

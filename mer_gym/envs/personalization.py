@@ -12,9 +12,10 @@ import numpy as np
 from gymnasium import spaces
 
 from mer_gym.envs.fusion import UNIFORM, PoolArrays, check_fusion, fuse
+from mer_gym.envs.privacy import LocalPrivacy, check_epsilon
 from mer_gym.envs.reward import RewardSignal, RunningZ, make_reward
 from mer_gym.labels import EMOTIONS
-from simulators.users.feedback import UserState, respond
+from simulators.users.feedback import Response, UserState, respond
 from simulators.users.pool import UserPool, default_pool
 from simulators.users.population import PopulationPreset, sample_population
 from simulators.users.profile import Profile
@@ -187,7 +188,10 @@ class PersonalizationEnv(PopulationSettings, gym.Env[dict[str, np.ndarray], int]
     (``"feature"``, ``"late"``, ``"log_linear"``), ``delta_w`` (0.1), ``increments`` ((-1, 0, 1)),
     ``actions`` (``"increments"``, ``"levels"``),
     ``history`` (k = 5), ``w_face0`` (0.5), ``reward`` (``"feedback"``, ``"oracle"`` or a callable),
-    ``episode`` (``"pilot"``, ``"day"``), ``max_response_time_s`` (30).
+    ``episode`` (``"pilot"``, ``"day"``), ``max_response_time_s`` (30), ``privacy_epsilon`` (None:
+    feedback as given; a number ε > 0: the user's explicit answers and implicit cues pass through
+    ε-local differential privacy before the env, its reward or ``info`` see them, see
+    :mod:`mer_gym.envs.privacy`; the vector env does not offer it).
 
     ## User model
 
@@ -236,6 +240,7 @@ class PersonalizationEnv(PopulationSettings, gym.Env[dict[str, np.ndarray], int]
         reward: str | Callable[[RewardSignal], Any] = "feedback",
         episode: str = "pilot",
         max_response_time_s: float = 30.0,
+        privacy_epsilon: float | None = None,
         render_mode: str | None = None,
     ) -> None:
         self._configure(
@@ -251,6 +256,8 @@ class PersonalizationEnv(PopulationSettings, gym.Env[dict[str, np.ndarray], int]
         if episode not in EPISODES:
             raise ValueError(f"episode = {episode!r}: expected one of {', '.join(EPISODES)}")
         self.episode = episode
+        eps = check_epsilon(privacy_epsilon)
+        self.privacy = LocalPrivacy(eps) if eps is not None else None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode = {render_mode!r}: expected None or one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
@@ -361,6 +368,8 @@ class PersonalizationEnv(PopulationSettings, gym.Env[dict[str, np.ndarray], int]
             self._fused(t, w)
         pred = self._argmax[w][t]
         response = respond(st, t, pred, self._user)
+        if self.privacy is not None:  # the user's side privatizes before the system sees anything
+            response = self._privatize(response, t, pred)
         arrived = self._pending.pop(t, None)
         confirmations = corrections = 0
         explicit_info = []
@@ -422,6 +431,20 @@ class PersonalizationEnv(PopulationSettings, gym.Env[dict[str, np.ndarray], int]
 
     # ---- internals ----------------------------------------------------------------------------
 
+    def _privatize(self, response: Response, t: int, pred: int) -> Response:
+        """The feedback as the system receives it under local differential privacy
+        (:mod:`mer_gym.envs.privacy`)."""
+        ldp, dice = self.privacy, self._privacy_dice
+        assert ldp is not None and dice is not None
+        changes: dict[str, Any] = {}
+        if response.explicit:
+            answer = ldp.answer(response.answer, dice.u[t], dice.offset[t])
+            changes.update(answer=answer, confirmed=answer == pred, corrected=answer != pred)
+        rt = ldp.cue(min(response.response_time_s / self.max_rt, 1.0), dice.noise_rt[t]) * self.max_rt
+        changes["response_time_s"] = max(rt, 1e-3)  # the reward's z-score takes its log
+        changes["engagement"] = ldp.cue(min(max(response.engagement, 0.0), 1.0), dice.noise_engagement[t])
+        return response._replace(**changes)
+
     def _start_pilot(self, options: dict[str, Any], seed: int | None) -> None:
         user = options.get("user")
         if user is None and seed is not None:
@@ -473,6 +496,9 @@ class PersonalizationEnv(PopulationSettings, gym.Env[dict[str, np.ndarray], int]
         self._rt_z, self._eng_z = RunningZ(), RunningZ()
         self._pending: dict[int, list[tuple[int, bool, int]]] = {}
         self._last_explicit, self._last_rt, self._last_engagement = FEEDBACK_NONE, 0.0, 0.0
+        self._privacy_dice = (
+            LocalPrivacy.dice(len(st), st.seed, st.user_id) if self.privacy is not None else None
+        )
 
     def _end_of_day(self, t: int) -> int:
         """Index one past the episode's last interaction, starting from ``t``."""
