@@ -126,7 +126,9 @@ def _figures(
     figs["performance_profiles"] = plots.performance_profiles(profile, folder / "performance_profiles")[0]
     if len(study.conditions) > 1:
         summary = stats.summarize(users, baseline=study.baseline, seed=seed)
-        figs["gain_vs_condition"] = plots.gain_vs_condition(summary, folder / "gain_vs_condition")[0]
+        figs["gain_vs_condition"] = plots.gain_vs_condition(
+            summary, folder / "gain_vs_condition", xlabel=study.sweep
+        )[0]
     return figs
 
 

@@ -19,6 +19,7 @@ beside this module: ``pilot``, ``population``, ``drift``, ``feedback-sparsity``,
     conditions:                      # optional: arms of a sweep; each re-runs every policy
       - {label: "p_explicit=0.05", value: 0.05,
          population: {profile: {feedback: {p_explicit: 0.05}}}}
+    sweep: explicit-feedback probability   # the x-axis label of the gain-per-condition figure
     warm_start: {policy: q-learning-warm, source: q-learning}   # optional (the waves study)
     log_interactions: false          # also keep one row per interaction
     paper: false                     # put the paper's numbers beside ours in the report
@@ -174,6 +175,7 @@ class Study:
     warm_start: WarmStart | None = None
     log_interactions: bool = False
     paper: bool = False
+    sweep: str = "condition"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or "/" in self.name:
