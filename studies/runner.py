@@ -485,6 +485,8 @@ def run_study(
             )
     for sub in ("jobs", "qtables", "interactions"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+        for stale in (out / sub).glob(".*.partial"):  # a write a killed run left half done
+            stale.unlink()
     _atomic_bytes(json.dumps({"name": study.name, "sha256": study.digest(), "study": study.to_dict()},
                              indent=2).encode(), spec_path)
     t0 = time.perf_counter()

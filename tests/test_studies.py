@@ -257,25 +257,30 @@ def test_killed_run_resumes_to_the_uninterrupted_tables(tmp_path):
                    check=True, env=env, cwd=ROOT)
     total = len(list((ref / "jobs").glob("*.parquet")))
     kills = 0
-    for _attempt in range(3):  # kill it at different points, then let it finish
+    rng = np.random.default_rng(8)
+    for _attempt in range(4):  # kill it at random moments, then let it finish
         cmd = _cli("run", str(yaml), "--out", str(out), "--workers", "2", "--quiet", "--no-report", "--resume")
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
         before = len(list((out / "jobs").glob("*.parquet"))) if (out / "jobs").exists() else 0
+        wait_jobs, extra_s = int(rng.integers(1, 8)), float(rng.uniform(0.0, 0.3))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             done = len(list((out / "jobs").glob("*.parquet"))) if (out / "jobs").exists() else 0
-            if done >= before + 4:
+            if done >= before + wait_jobs:
+                time.sleep(extra_s)
                 os.killpg(proc.pid, signal.SIGKILL)
                 kills += 1
                 break
-            time.sleep(0.05)
+            time.sleep(0.02)
         proc.wait()
     assert kills >= 1
     partial = len(list((out / "jobs").glob("*.parquet")))
     assert partial < total
     subprocess.run(_cli("run", str(yaml), "--out", str(out), "--workers", "2", "--quiet", "--no-report", "--resume"),
                    check=True, env=env, cwd=ROOT)
-    pd.testing.assert_frame_equal(read_days(out), read_days(ref))
+    days = read_days(out)
+    pd.testing.assert_frame_equal(days, read_days(ref))
+    assert not days.duplicated(["policy", "user_id", "seed", "day"]).any()  # no job counted twice
     assert len(list((out / "jobs").glob("*.parquet"))) == total
     assert not list((out / "jobs").glob(".*partial"))
 
