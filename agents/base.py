@@ -13,7 +13,9 @@ A policy:
 * ``predict(observation, state=None, episode_start=None, deterministic=False)``: SB3's signature,
   so that ``stable_baselines3.common.evaluation.evaluate_policy`` scores our policies, batched
   observations (a ``VecEnv``) included;
-* ``save(path)`` / ``load(path)``: state as ``.npz`` (no pickles) plus ``.json``.
+* ``save(path)`` / ``load(path)``: state as ``.npz`` (no pickles) plus ``.json`` that records
+  the npz's sha256; loading refuses a changed npz, an object (pickled) array or another
+  policy's state.
 
 ``actions`` says which action mode of the env the policy speaks (``"increments"``, the paper's,
 or ``"levels"``, setting the weight directly); ``w_face0`` optionally asks the runner to start a
@@ -26,6 +28,7 @@ studies name policies by (see docs/agents.md for a policy in one short file).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import zlib
@@ -128,7 +131,13 @@ class Policy:
         return {}
 
     def load_state_dict(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` (``meta`` is the saved JSON)."""
+        """Restore :meth:`state_dict` (``meta`` is the saved JSON). The default, for policies
+        without learned state, refuses arrays: they belong to another policy."""
+        if arrays:
+            raise PolicyError(
+                f"policy {self.name!r} keeps no learned state, but the saved state holds arrays "
+                f"{', '.join(sorted(arrays)[:5])}: it was saved by another policy"
+            )
 
     def meta(self) -> dict[str, Any]:
         """JSON-able description saved beside the arrays (checked on load)."""
@@ -146,7 +155,7 @@ class Policy:
         tmp_card.write_text(
             json.dumps(
                 {"format": FORMAT, "policy": self.name, "config": plain(dataclasses.asdict(self.config)),
-                 "meta": self.meta()},
+                 "meta": self.meta(), "npz_sha256": _file_sha256(tmp)},
                 indent=1,
             )
             + "\n"
@@ -166,16 +175,46 @@ class Policy:
             data = json.loads(card.read_text())
         except json.JSONDecodeError as exc:
             raise PolicyError(f"{card} is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise PolicyError(f"{card}: expected a JSON object written by Policy.save")
         if data.get("format") != FORMAT:
             raise PolicyError(f"{card}: format {data.get('format')!r}, expected {FORMAT}")
+        config, meta = data.get("config", {}), data.get("meta", {})
+        if not isinstance(config, dict) or not isinstance(meta, dict):
+            raise PolicyError(f"{card}: 'config' and 'meta' must be JSON objects")
         klass = registry_class(data.get("policy", ""))
         if cls is not Policy and not issubclass(klass, cls):
             raise PolicyError(f"{card} holds a {data['policy']!r} policy, not a {cls.name!r} one")
-        policy = klass(**data.get("config", {}))
-        with np.load(npz, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        policy.load_state_dict(arrays, data.get("meta", {}))
+        recorded = data.get("npz_sha256")
+        if not isinstance(recorded, str):
+            raise PolicyError(
+                f"{card} records no 'npz_sha256', so {npz.name} cannot be checked: save the policy "
+                "again with Policy.save"
+            )
+        if (actual := _file_sha256(npz)) != recorded:
+            raise PolicyError(
+                f"{npz} has sha256 {actual[:16]}… but {card.name} records {recorded[:16]}…: the file "
+                "was modified or damaged after Policy.save wrote it; save the policy again"
+            )
+        policy = klass(**config)
+        try:
+            with np.load(npz, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as exc:  # zip, npz and "Object arrays cannot be loaded" errors come in many types
+            raise PolicyError(
+                f"{npz} cannot be read without unpickling ({type(exc).__name__}: {exc}); "
+                "a saved policy holds plain numeric arrays only: save the policy again"
+            ) from None
+        policy.load_state_dict(arrays, meta)
         return policy
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -221,6 +221,9 @@ class QLearning(Policy):
                 "same features, bins and actions"
             )
         users = list(meta.get("users", []))
+        missing = [f"q_{i}" for i in range(len(users)) if f"q_{i}" not in arrays]
+        if missing:
+            raise PolicyError(f"the saved Q-tables lack array(s) {', '.join(missing)} for users {users}")
         self.tables = {u: np.array(arrays[f"q_{i}"], dtype=np.float64) for i, u in enumerate(users)}
         for u, t in self.tables.items():
             if t.shape != self.shape:

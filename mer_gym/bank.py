@@ -15,7 +15,8 @@ On disk a bank is a folder::
 
     arrays.npz      the arrays above (float32, or float16 with --float16) and the head's weights
     index.parquet   one row per sample, in the arrays' order
-    meta.json       format, cache key, model sha256s, source corpus, dtype, build timing
+    meta.json       format, cache key, model sha256s, source corpus, dtype, build timing, and
+                    the sha256 of arrays.npz and index.parquet (checked on every load)
 
 :func:`build_bank` caches: the key hashes the three models' sha256s (from their cards), the corpus
 manifest's sha256, the preprocessing configuration and the storage dtype; a bank whose
@@ -71,6 +72,8 @@ SAMPLE_ARRAYS = (
 )
 PROJECTION_ARRAYS = ("W_face", "W_speech", "b1", "W2", "b2")
 REQUIRED_COLUMNS = ("sample_id", "person_id", "label", "label_index")
+SHA256_KEY = "files_sha256"
+"""meta.json field: file name → sha256 of ``arrays.npz`` and ``index.parquet``, checked on load."""
 AV_DATASETS = {"ravdess": ("ravdess_faces", "ravdess_speech"), "cremad": ("cremad_faces", "cremad_speech")}
 """Real audio-visual corpora :func:`build_bank_from_dataset` pairs: name → (face, speech) loader."""
 _MEDIA_SUFFIXES = (".wav", ".mp4", ".flv")
@@ -331,6 +334,7 @@ class EmbeddingBank:
         np.savez(tmp / ARRAYS_FILE, **arrays)
         self.index.to_parquet(tmp / INDEX_FILE, index=False)
         meta = dict(self.meta, format=BANK_FORMAT, dtype=self.dtype, n_samples=len(self))
+        meta[SHA256_KEY] = {name: _file_sha256(tmp / name) for name in (ARRAYS_FILE, INDEX_FILE)}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
         if out.exists():
             old = out.with_name(out.name + ".old")
@@ -349,8 +353,9 @@ class EmbeddingBank:
 
         Raises:
             FileNotFoundError: No bank at ``directory``.
-            BankError: A file is corrupt, an array is missing or has the wrong shape or dtype, or
-                the format is not this version's; the message says how to rebuild.
+            BankError: A file is corrupt, an array is missing or has the wrong shape or dtype,
+                the format is not this version's, or ``arrays.npz`` / ``index.parquet`` does not
+                match the sha256 recorded in ``meta.json``; the message says how to rebuild.
         """
         d = Path(directory)
         if not (d / META_FILE).is_file():
@@ -363,6 +368,7 @@ class EmbeddingBank:
             meta = json.loads((d / META_FILE).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BankError(f"{d / META_FILE} is unreadable ({exc}); {hint}") from None
+        recorded = meta.pop(SHA256_KEY, None) if isinstance(meta, dict) else None
         if not isinstance(meta, dict) or meta.get("format") != BANK_FORMAT:
             got = meta.get("format") if isinstance(meta, dict) else None
             raise BankError(f"{d / META_FILE}: bank format {got!r}, this mer-gym reads {BANK_FORMAT}; {hint}")
@@ -374,6 +380,12 @@ class EmbeddingBank:
                 missing = [k for k in (*SAMPLE_ARRAYS, *PROJECTION_ARRAYS) if k not in z.files]
                 if missing:
                     raise BankError(f"{d / ARRAYS_FILE} lacks array(s) {', '.join(missing)}; {hint}")
+                extra = [k for k in z.files if k not in (*SAMPLE_ARRAYS, *PROJECTION_ARRAYS)]
+                if extra:
+                    raise BankError(
+                        f"{d / ARRAYS_FILE} holds unexpected array(s) {', '.join(extra)}: a bank holds "
+                        f"only {', '.join((*SAMPLE_ARRAYS, *PROJECTION_ARRAYS))}; {hint}"
+                    )
                 arrays = {k: z[k] for k in (*SAMPLE_ARRAYS, *PROJECTION_ARRAYS)}
         except BankError:
             raise
@@ -390,7 +402,37 @@ class EmbeddingBank:
             raise BankError(f"{d}: {exc}; {hint}") from None
         if meta.get("dtype") not in (None, bank.dtype):
             raise BankError(f"{d}: meta.json says dtype {meta['dtype']} but the arrays are {bank.dtype}; {hint}")
+        _verify_sha256(d, recorded, hint)
         return bank
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _verify_sha256(directory: Path, recorded: Any, hint: str) -> None:
+    """Refuse a bank whose ``arrays.npz`` or ``index.parquet`` differs from the sha256 that
+    :meth:`EmbeddingBank.save` recorded in ``meta.json`` (or that records none)."""
+    if not isinstance(recorded, dict) or not all(
+        isinstance(recorded.get(name), str) for name in (ARRAYS_FILE, INDEX_FILE)
+    ):
+        raise BankError(
+            f"{directory / META_FILE} records no sha256 of {ARRAYS_FILE} and {INDEX_FILE} "
+            f"('{SHA256_KEY}'): the bank was not written by this mer-gym, so its files cannot be "
+            f"checked; {hint}"
+        )
+    for name in (ARRAYS_FILE, INDEX_FILE):
+        actual = _file_sha256(directory / name)
+        if actual != recorded[name]:
+            raise BankError(
+                f"{directory / name} has sha256 {actual[:16]}… but {META_FILE} records "
+                f"{recorded[name][:16]}…: the file was modified or damaged after `mer-gym embed` "
+                f"wrote it; {hint}"
+            )
 
 
 def bank_key(content_key: str, dtype: str) -> str:

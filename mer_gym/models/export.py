@@ -78,6 +78,30 @@ OUTPUT_NAMES = ("embedding", "softmax")
 N_REPRESENTATIVE = 256
 
 
+def load_tflite(
+    kind: str, quantization: str, directory: str | Path | None = None, *, num_threads: int = 1
+) -> TFLiteModel:
+    """The ``kind`` (``"face"``/``"speech"``) export in ``quantization`` from ``directory`` (default
+    the shipped models), checked against the sha256 its model card records.
+
+    Raises:
+        FrozenModelError: no card, or a card without this export.
+        ValueError: the file's sha256 differs from the card's.
+    """
+    from mer_gym.models.frozen import FrozenModelError, default_dir, read_card
+
+    _check_kind(kind)
+    _check_quantization(quantization)
+    directory = Path(directory) if directory is not None else default_dir()
+    name = MODEL_FOR_KIND[kind]
+    entry = (read_card(name, directory).get("edge") or {}).get(quantization)
+    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+        raise FrozenModelError(
+            f"the card of {name} in {directory} records no {quantization} export: run `mer-gym models export`"
+        )
+    return TFLiteModel(directory / entry["file"], num_threads=num_threads, expected_sha256=entry["sha256"])
+
+
 def tflite_name(kind: str, quantization: str) -> str:
     """File name of an export: ``face_cnn_float32.tflite``, ``speech_lstm_int8.tflite``, ..."""
     _check_kind(kind)
@@ -270,8 +294,12 @@ class TFLiteModel:
         n_classes: width of the softmax output.
     """
 
-    def __init__(self, path: str | Path, *, num_threads: int = 1) -> None:
+    def __init__(
+        self, path: str | Path, *, num_threads: int = 1, expected_sha256: str | None = None
+    ) -> None:
         from ai_edge_litert.interpreter import Interpreter
+
+        from mer_gym.models.data import file_sha256
 
         self.path = Path(path)
         if not self.path.is_file():
@@ -279,6 +307,14 @@ class TFLiteModel:
                 f"{self.path} not found: export it with mer_gym.models.export.export_tflite "
                 "(or export_all)"
             )
+        if expected_sha256 is not None:
+            actual = file_sha256(self.path)
+            if actual != expected_sha256:
+                raise ValueError(
+                    f"{self.path} has sha256 {actual[:16]}… but its card records "
+                    f"{expected_sha256[:16]}…: the file was modified or corrupted. Restore it, or "
+                    "re-export with `mer-gym models export`"
+                )
         try:
             self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
             self.interpreter.allocate_tensors()

@@ -8,6 +8,7 @@ layers). Nothing here unpickles.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -82,8 +83,32 @@ def load_model(name: str, directory: str | Path | None = None, *, verify_hash: b
     path = verify(name, directory) if verify_hash else model_path(name, directory)
     if not path.is_file():
         raise FrozenModelError(f"{path} not found")
-    model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    return model
+    return _safe_load(keras, path)
+
+
+def _safe_load(keras: Any, path: Path) -> Any:
+    """``keras.saving.load_model`` in safe mode; a file Keras refuses, e.g. one whose ``Lambda``
+    layer holds Python bytecode, raises :class:`FrozenModelError`.
+
+    Keras lets a global ``keras.config.enable_unsafe_deserialization()`` (called by any code in
+    the process) override ``safe_mode=True``; the load therefore runs inside Keras' own
+    ``SafeModeScope(True)``, which sets that flag back on for its duration.
+    """
+    scope: Any
+    try:
+        from keras.src.saving.serialization_lib import SafeModeScope
+
+        scope = SafeModeScope(True)
+    except ImportError:  # a Keras without it: safe_mode=True alone
+        scope = contextlib.nullcontext()
+    try:
+        with scope:
+            return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except (ValueError, TypeError, OSError, KeyError) as exc:
+        raise FrozenModelError(
+            f"{path} cannot be loaded with Keras safe mode ({type(exc).__name__}: {exc}). mer-gym "
+            "never loads models unsafely: use models saved by `mer-gym models train`"
+        ) from exc
 
 
 def _check_name(name: str) -> None:
@@ -105,7 +130,7 @@ def write_card(name: str, directory: str | Path, fields: dict[str, Any] | None =
         raise FrozenModelError(f"{path} not found: save the model before writing its card")
     cpath = card_path(name, directory)
     card: dict[str, Any] = json.loads(cpath.read_text()) if cpath.is_file() else {}
-    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    model = _safe_load(keras, path)
     card.update(
         {
             "name": name,

@@ -205,7 +205,7 @@ def export_dir(
         kind = info["kind"]
         name = MODEL_FOR_KIND[kind]
         keras_acc = read_card(name, models_dir)["evaluation"]["test"]["accuracy"]
-        model = TFLiteModel(models_dir / info["file"])
+        model = TFLiteModel(models_dir / info["file"], expected_sha256=info.get("sha256"))
         _, proba = model.predict(inputs[kind])
         metrics = classification_metrics(test.labels, proba)
         one = inputs[kind][:1]

@@ -268,8 +268,10 @@ class UserPool:
             raise PoolError(f"no user pool at {directory}: expected {npz.name} and {card.name}; {hint}")
         try:
             meta = json.loads(card.read_text())
-        except json.JSONDecodeError as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise PoolError(f"{card} is not valid JSON ({exc}); {hint}") from None
+        if not isinstance(meta, dict):
+            raise PoolError(f"{card}: expected a JSON object written by UserPool.save; {hint}")
         if meta.get("format") != POOL_FORMAT:
             raise PoolError(f"{card}: pool format {meta.get('format')!r}, expected {POOL_FORMAT}; {hint}")
         if verify_hash and file_sha256(npz) != meta.get("npz_sha256"):
@@ -292,6 +294,10 @@ class UserPool:
             )
         except KeyError as exc:
             raise PoolError(f"{directory}: the pool lacks {exc}; {hint}") from None
+        except PoolError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise PoolError(f"{directory}: the pool is malformed ({exc}); {hint}") from None
 
 
 def default_dir() -> Path:
