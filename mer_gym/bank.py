@@ -37,7 +37,6 @@ import math
 import shutil
 import time
 import warnings
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -334,7 +333,9 @@ class EmbeddingBank:
         np.savez(tmp / ARRAYS_FILE, **arrays)
         self.index.to_parquet(tmp / INDEX_FILE, index=False)
         meta = dict(self.meta, format=BANK_FORMAT, dtype=self.dtype, n_samples=len(self))
+        meta = json.loads(json.dumps(meta, default=str))  # as it will read back
         meta[SHA256_KEY] = {name: _file_sha256(tmp / name) for name in (ARRAYS_FILE, INDEX_FILE)}
+        meta[SHA256_KEY][META_FILE] = _meta_sha256(meta)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
         if out.exists():
             old = out.with_name(out.name + ".old")
@@ -389,11 +390,11 @@ class EmbeddingBank:
                 arrays = {k: z[k] for k in (*SAMPLE_ARRAYS, *PROJECTION_ARRAYS)}
         except BankError:
             raise
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        except Exception as exc:  # a damaged zip or .npy header fails in many ways (zipfile, tokenize...)
             raise BankError(f"{d / ARRAYS_FILE} is corrupt ({type(exc).__name__}: {exc}); {hint}") from None
         try:
             index = pd.read_parquet(d / INDEX_FILE)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # a damaged footer fails in pyarrow or in pandas' metadata
             raise BankError(f"{d / INDEX_FILE} is corrupt ({type(exc).__name__}: {exc}); {hint}") from None
         try:
             projection = FusionProjection(**{k: arrays.pop(k) for k in PROJECTION_ARRAYS})
@@ -402,7 +403,9 @@ class EmbeddingBank:
             raise BankError(f"{d}: {exc}; {hint}") from None
         if meta.get("dtype") not in (None, bank.dtype):
             raise BankError(f"{d}: meta.json says dtype {meta['dtype']} but the arrays are {bank.dtype}; {hint}")
-        _verify_sha256(d, recorded, hint)
+        if meta.get("n_samples") not in (None, len(bank)):
+            raise BankError(f"{d}: meta.json says {meta['n_samples']!r} samples but the arrays hold {len(bank)}; {hint}")
+        _verify_sha256(d, recorded, hint, meta)
         return bank
 
 
@@ -414,7 +417,13 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _verify_sha256(directory: Path, recorded: Any, hint: str) -> None:
+def _meta_sha256(meta: dict[str, Any]) -> str:
+    """sha256 of ``meta`` (without its own sha256 record), as canonical JSON."""
+    body = {k: v for k, v in meta.items() if k != SHA256_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _verify_sha256(directory: Path, recorded: Any, hint: str, meta: dict[str, Any] | None = None) -> None:
     """Refuse a bank whose ``arrays.npz`` or ``index.parquet`` differs from the sha256 that
     :meth:`EmbeddingBank.save` recorded in ``meta.json`` (or that records none)."""
     if not isinstance(recorded, dict) or not all(
@@ -424,6 +433,11 @@ def _verify_sha256(directory: Path, recorded: Any, hint: str) -> None:
             f"{directory / META_FILE} records no sha256 of {ARRAYS_FILE} and {INDEX_FILE} "
             f"('{SHA256_KEY}'): the bank was not written by this mer-gym, so its files cannot be "
             f"checked; {hint}"
+        )
+    if meta is not None and recorded.get(META_FILE) != _meta_sha256(meta):
+        raise BankError(
+            f"{directory / META_FILE} was modified after `mer-gym embed` wrote it (its content no longer "
+            f"matches its recorded sha256); {hint}"
         )
     for name in (ARRAYS_FILE, INDEX_FILE):
         actual = _file_sha256(directory / name)

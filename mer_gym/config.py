@@ -13,6 +13,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
 
 
@@ -31,7 +33,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any] | None, *, where: str = "
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)  # YAML keys need not be strings
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
@@ -50,7 +52,14 @@ def from_mapping(cls: type[T], data: Mapping[str, Any] | None, *, where: str = "
 
 
 def _convert(hint: Any, value: Any, *, where: str) -> Any:
-    if hint is None:
+    """``value`` converted to field type ``hint``, or a ConfigError naming ``where``.
+
+    Checked: ``str``, ``int``, ``float`` (ints and numpy numbers are accepted), ``bool``, ``dict``,
+    ``tuple[...]`` (from YAML lists), ``X | None`` and nested dataclasses (from mappings); any
+    other hint (``Any``, unions of several types, callables, ...) passes the value through to the
+    dataclass's own ``__post_init__``.
+    """
+    if hint is None or hint is Any:
         return value
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -61,21 +70,61 @@ def _convert(hint: Any, value: Any, *, where: str) -> Any:
         if len(inner) == 1:
             return _convert(inner[0], value, where=where)
         return value
-    if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
-        return from_mapping(hint, value, where=where)  # type: ignore[arg-type]
-    if origin is tuple and isinstance(value, list | tuple):
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if isinstance(value, hint):
+            return value
+        if isinstance(value, Mapping):
+            return from_mapping(hint, value, where=where)
+        raise _type_error(where, value, f"a mapping of {hint.__name__} fields")
+    if origin is tuple or hint is tuple:
+        if not isinstance(value, list | tuple):
+            raise _type_error(where, value, "a list")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], v, where=f"{where}[{i}]") for i, v in enumerate(value))
         if args and len(args) != len(value):
             raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
-        return tuple(
-            _convert(a, v, where=f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=False))
-        ) if args else tuple(value)
-    if origin is dict and isinstance(value, Mapping):
+        if not args:
+            return tuple(value)
+        pairs = enumerate(zip(args, value, strict=True))
+        return tuple(_convert(a, v, where=f"{where}[{i}]") for i, (a, v) in pairs)
+    if origin in (dict, Mapping) or hint in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise _type_error(where, value, "a mapping")
         return dict(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if hint is bool:
+        if not isinstance(value, bool | np.bool_):
+            raise _type_error(where, value, "true or false")
+        return bool(value)
+    if hint is int:
+        if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+            raise _type_error(where, value, "an integer")
+        return int(value)
+    if hint is float:
+        if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+            raise _type_error(where, value, "a number")
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"{where} = {value!r}: too large for a float") from None
+    if hint is str and not isinstance(value, str):
+        raise _type_error(where, value, "a string")
     return value
+
+
+def _type_error(where: str, value: Any, expected: str) -> ConfigError:
+    got = "nothing (null)" if value is None else f"{value!r} ({type(value).__name__})"
+    return ConfigError(f"{where}: expected {expected}, got {got}{_numeric_text_hint(value)}")
+
+
+def _numeric_text_hint(value: Any) -> str:
+    """A hint for numbers that YAML read as text (``1e-3`` is a string in YAML 1.1)."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return f"; YAML read {value!r} as text: write it as a number (e.g. 1.0e-3, not 1e-3)"
+    return ""
 
 
 def check_range(where: str, value: float, low: float, high: float) -> None:
@@ -107,9 +156,34 @@ def parse_yaml(text: str, *, where: str) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
+    except RecursionError:
+        raise ConfigError(f"{where}: the YAML is nested too deeply to read") from None
+    if _refers_to_itself(data):
+        raise ConfigError(f"{where}: the YAML refers to itself (an alias *x used inside its own anchor &x)")
+    return data
+
+
+def _refers_to_itself(value: Any) -> bool:
+    """Whether a parsed YAML value contains itself (a recursive alias). Shared aliases are
+    visited once, so a "billion laughs" document costs no more than its text."""
+    done: set[int] = set()
+
+    def visit(node: Any, path: set[int]) -> bool:
+        if not isinstance(node, dict | list) or id(node) in done:
+            return False
+        if id(node) in path:
+            return True
+        path.add(id(node))
+        items = node.values() if isinstance(node, dict) else node
+        found = any(visit(v, path) for v in items)
+        path.discard(id(node))
+        done.add(id(node))
+        return found
+
+    return visit(value, set())
 
 
 def plain(value: Any, *, nan_as_none: bool = False) -> Any:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
@@ -54,6 +55,12 @@ __all__ = [
 
 #: The env keyword arguments a study may set (:class:`mer_gym.envs.PersonalizationEnv`).
 ENV_KEYS = ("fusion", "delta_w", "increments", "history", "w_face0", "reward", "privacy_epsilon")
+MAX_SEEDS = 10_000
+"""The largest seed count ``seeds: <n>`` may ask for (each seed re-runs every job)."""
+MAX_USERS = 100_000
+"""The most users ``population.n_users`` may ask for."""
+MAX_DAYS = 3650
+"""The longest pilot ``population.days`` may ask for (ten years)."""
 
 
 @dataclass(frozen=True)
@@ -76,14 +83,19 @@ class PopulationSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("n_users", "days"):
+        for name, most in (("n_users", MAX_USERS), ("days", MAX_DAYS)):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"population.{name} = {value!r}: expected an integer >= 1 (or leave it out)")
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most
+            ):
+                raise ConfigError(
+                    f"population.{name} = {value!r}: expected an integer in 1..{most} (or leave it out)"
+                )
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
             raise ConfigError(f"population.seed = {self.seed!r}: expected an integer >= 0")
         if not isinstance(self.overrides, Mapping):
             raise ConfigError(f"population.overrides = {self.overrides!r}: expected a mapping")
+        check_names("population.overrides", self.overrides)
 
 
 @dataclass(frozen=True)
@@ -99,8 +111,64 @@ class EnvSpec:
     reward: str = "feedback"
     privacy_epsilon: float | None = None
 
+    def __post_init__(self) -> None:
+        check_env_options(self.kwargs(), where=None)
+
     def kwargs(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ENV_KEYS}
+
+
+def check_names(where: str, mapping: Any) -> None:
+    """Raise ConfigError unless ``mapping`` is a mapping whose keys, and those of every mapping
+    nested in it, are strings: keys are option names, and the study's JSON digest needs them
+    (YAML would allow ``1: x``)."""
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(f"{where} = {mapping!r}: expected a mapping")
+    _check_keys(where, mapping)
+
+
+def _check_keys(where: str, value: Any) -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"{where}: key {key!r} is a {type(key).__name__}: expected a name (a string)")
+            _check_keys(f"{where}.{key}", item)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_keys(f"{where}[{i}]", item)
+
+
+def check_env_options(options: Mapping[str, Any], *, where: str | None) -> None:
+    """Check env options with the env's own validators, so a bad value fails when the study loads
+    rather than in the first job; raises ConfigError naming the option (after ``where: ``)."""
+    from mer_gym.envs.fusion import check_fusion
+    from mer_gym.envs.personalization import check_increments, check_weight
+    from mer_gym.envs.privacy import check_epsilon
+    from mer_gym.envs.reward import make_reward
+
+    checks = {
+        "fusion": check_fusion,
+        "delta_w": lambda v: check_increments(v, (0,)),
+        "increments": lambda v: check_increments(options.get("delta_w", EnvSpec.delta_w), v),
+        "history": _check_history,
+        "w_face0": lambda v: check_weight(v, "w_face0"),
+        "reward": make_reward,
+        "privacy_epsilon": check_epsilon,
+    }
+    for key in ENV_KEYS:
+        if key not in options:
+            continue
+        try:
+            if key in ("fusion", "reward") and not isinstance(options[key], str):
+                raise ValueError(f"{key} = {options[key]!r}: expected a name")
+            checks[key](options[key])
+        except (TypeError, ValueError, ArithmeticError) as exc:  # float(10**400) overflows
+            raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
+
+
+def _check_history(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"history = {value!r}: expected an integer >= 1 (the paper's k)")
 
 
 @dataclass(frozen=True)
@@ -117,8 +185,11 @@ class PolicySpec:
             raise ConfigError(f"policies: name = {self.name!r}: expected a registered policy name")
         if self.label is None:
             object.__setattr__(self, "label", self.name)
+        if not isinstance(self.label, str) or not self.label:
+            raise ConfigError(f"policy {self.name!r}: label = {self.label!r}: expected a non-empty name")
         if not isinstance(self.params, Mapping):
             raise ConfigError(f"policy {self.label!r}: params = {self.params!r}: expected a mapping")
+        check_names(f"policy {self.label!r}: params", self.params)
 
 
 @dataclass(frozen=True)
@@ -144,7 +215,11 @@ class ConditionSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.label, str) or not self.label or "/" in self.label:
             raise ConfigError(f"conditions: label = {self.label!r}: expected a non-empty name without '/'")
-        unknown = sorted(set(self.env) - set(ENV_KEYS))
+        if self.value is not None and not math.isfinite(self.value):
+            raise ConfigError(f"condition {self.label!r}: value = {self.value!r}: expected a finite number")
+        for name in ("population", "env", "params"):
+            check_names(f"condition {self.label!r}: {name}", getattr(self, name))
+        unknown = sorted(set(self.env) - set(ENV_KEYS), key=str)
         if unknown:
             raise ConfigError(
                 f"condition {self.label!r}: env key(s) {unknown} unknown; allowed: {', '.join(ENV_KEYS)}"
@@ -209,6 +284,43 @@ class Study:
                 lab = getattr(self.warm_start, role)
                 if lab not in labels:
                     raise ConfigError(f"warm_start.{role} = {lab!r} is not a policy of the study ({', '.join(labels)})")
+        for c in self.conditions:
+            check_env_options({**self.env.kwargs(), **c.env}, where=f"condition {c.label!r}: env")
+        self._check_policies()
+
+    def _check_policies(self) -> None:
+        """Build every policy under every condition (cheap: no training, no env), so an unknown
+        name, a bad hyperparameter or a ``delta_w`` that a weight-level policy cannot use fails
+        when the study loads rather than in its first job."""
+        from agents.base import make_policy, policy_names
+        from mer_gym.envs.personalization import weight_levels
+
+        def build(name: str, params: dict[str, Any], where: str) -> Any:
+            try:
+                return make_policy(name, **params)
+            except (TypeError, ValueError, ArithmeticError) as exc:  # PolicyError, ConfigError: ValueErrors
+                raise ConfigError(f"{where}: {exc}") from None
+
+        known = policy_names()
+        for i, p in enumerate(self.policies):
+            if p.name not in known:
+                raise ConfigError(
+                    f"policies[{i}].name = {p.name!r}: unknown policy; expected one of {', '.join(known)}"
+                )
+            build(p.name, dict(p.params), f"policies[{i}].params ({p.label!r})")
+        for j, cond in enumerate(self.condition_labels):
+            in_cond = f" under condition {cond!r}" if self.conditions else ""
+            for p in self.policies:
+                name, params = self.policy_params(p.label, cond)  # type: ignore[arg-type]
+                where = f"conditions[{j}].params ({cond!r}) for policy {p.label!r}"
+                policy = build(name, params, where) if params != p.params else make_policy(name, **params)
+                if getattr(policy, "actions", None) == "levels":
+                    try:
+                        weight_levels(self.env_kwargs(cond)["delta_w"])
+                    except ValueError as exc:
+                        raise ConfigError(
+                            f"policy {p.label!r} sets weight levels{in_cond}, so env.{exc}"
+                        ) from None
 
     @property
     def labels(self) -> list[str]:
@@ -282,8 +394,10 @@ def study_from_mapping(data: Any, *, where: str) -> Study:
     data = dict(data)
     seeds = data.get("seeds")
     if isinstance(seeds, int) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise ConfigError(f"{where}.seeds = {seeds!r}: expected a count >= 1 or a list of seeds")
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise ConfigError(
+                f"{where}.seeds = {seeds!r}: expected a count in 1..{MAX_SEEDS} or a list of seeds"
+            )
         data["seeds"] = list(range(seeds))
     policies = data.get("policies")
     if isinstance(policies, list):
@@ -304,7 +418,11 @@ def load_study(name_or_path: str | Path) -> Study:
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise ConfigError(f"study file {path} does not exist (shipped studies: {', '.join(study_names())})")
-        text, where = path.read_text(), f"study {path}"
+        where = f"study {path}"
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{where}: cannot be read as text ({exc}); a study is a UTF-8 YAML file") from None
     else:
         names = study_names()
         if str(name_or_path) not in names:

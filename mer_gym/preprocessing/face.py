@@ -119,7 +119,7 @@ def to_gray_uint8(image: np.ndarray, *, name: str = "image") -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise ValueError(f"{name}: expected a numpy array, got {type(image).__name__}")
     if image.size == 0:
-        raise ValueError(f"{name}: the image is empty (shape {image.shape})")
+        raise ValueError(f"{name}: the image is empty (shape {image.shape}); drop the frame or check how it was read")
     _check_layout(image, name)
     return _to_single_channel(_to_uint8(image, name))
 
@@ -151,7 +151,9 @@ def _to_uint8(image: np.ndarray, name: str) -> np.ndarray:
         return np.round(image.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
     if kind == "f":
         if not np.all(np.isfinite(image)):
-            raise ValueError(f"{name}: the image contains NaN or inf values")
+            raise ValueError(
+                f"{name}: the image contains NaN or inf values; clean them (np.nan_to_num) or drop the frame"
+            )
         lo, hi = float(image.min()), float(image.max())
         if lo < 0.0 or hi > 1.0:
             raise ValueError(

@@ -14,7 +14,8 @@ Input conversion rule (:func:`to_mono_float`):
 * float arrays are used as they are (nominally in [-1, 1]; CMVN makes the overall scale irrelevant).
 * ``int16`` PCM is divided by 32768, ``int32`` by 2**31, and ``uint8`` (8-bit WAV) maps to
   ``(x − 128) / 128``; any other dtype (bool, complex, int64, ...) is an error.
-* empty audio, NaN/inf samples and a sample rate that is not a positive integer are errors.
+* empty audio, NaN/inf samples and a sample rate that is not a positive integer are errors; so is
+  a rate outside 4000..384000 Hz (:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`).
 
 Framing: each frame is the 400 samples ``[t·160, t·160 + 400)`` of the pre-emphasized signal, so an
 utterance of N samples gives ``1 + (N − 400) // 160`` frames (1.0 s → 98). ``librosa`` frames with
@@ -48,6 +49,10 @@ from mer_gym.config import ConfigError, check_range
 
 MAX_CHANNELS = 8
 """Most channels a 2-D ``(n_samples, n_channels)`` waveform may have."""
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 384_000
+"""Accepted input rates in Hz. Resampling from a rate far below 16 kHz multiplies the samples
+(1 Hz would turn one second into 16 000 samples per input sample), so absurd rates, usually a
+mistyped argument, are refused instead of exhausting memory."""
 
 _PCM_SCALE: dict[str, tuple[float, float]] = {
     "int16": (0.0, 32768.0),
@@ -120,7 +125,7 @@ def to_mono_float(waveform: np.ndarray, *, name: str = "waveform") -> np.ndarray
             "2-D audio must be (n_samples, n_channels): if it is (channels, samples), pass waveform.T"
         )
     if waveform.size == 0:
-        raise ValueError(f"{name}: the audio is empty (shape {waveform.shape})")
+        raise ValueError(f"{name}: the audio is empty (shape {waveform.shape}); drop the clip or check how it was read")
     signal = _to_float(waveform, name)
     if signal.ndim == 2:
         signal = signal.mean(axis=1)
@@ -301,6 +306,11 @@ class SpeechPreprocessor:
     def load(self, waveform: np.ndarray, sample_rate: int, *, name: str = "waveform") -> np.ndarray:
         """Validate, convert to float64 mono and resample to ``self.sample_rate``."""
         sr = check_sample_rate(sample_rate, name=f"{name}: sample_rate")
+        if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+            raise ValueError(
+                f"{name}: sample_rate = {sr} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz; "
+                "pass the rate the audio was recorded at (e.g. 16000, 44100 or 48000)"
+            )
         signal = resample(to_mono_float(waveform, name=name), sr, self.sample_rate)
         if len(signal) < self.min_samples:
             need = self.min_samples / self.sample_rate * 1000.0
