@@ -28,7 +28,6 @@ studies name policies by (see docs/agents.md for a policy in one short file).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import zlib
@@ -210,11 +209,9 @@ class Policy:
 
 
 def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from mer_gym.models.data import file_sha256  # the one sha256 helper
+
+    return file_sha256(path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -410,11 +410,9 @@ class EmbeddingBank:
 
 
 def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from mer_gym.models.data import file_sha256  # the one sha256 helper
+
+    return file_sha256(path)
 
 
 def _meta_sha256(meta: dict[str, Any]) -> str:
