@@ -209,7 +209,7 @@ class Policy:
 
 
 def _file_sha256(path: Path) -> str:
-    from mer_gym.models.data import file_sha256  # the one sha256 helper
+    from mer_gym.hashing import file_sha256  # the one sha256 helper (no cv2/TF import)
 
     return file_sha256(path)
 

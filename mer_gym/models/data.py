@@ -25,6 +25,7 @@ import pandas as pd
 import soundfile as sf
 from joblib import Parallel, delayed
 
+from mer_gym.hashing import file_sha256
 from mer_gym.labels import emotion_index
 from mer_gym.preprocessing.face import FacePreprocessor
 from mer_gym.preprocessing.speech import SpeechPreprocessor
@@ -124,15 +125,6 @@ def config_key(*parts: object) -> str:
 
     blob = json.dumps([plain(p) for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def manifest_hash(root: str | Path) -> str:
