@@ -86,7 +86,7 @@ def analyze(out: str | Path, *, seed: int = 0) -> Path:
     detection = metrics.detection_delay(days)
     if not detection.empty:
         _write_table(detection, out / "detection", parquet=False)
-    figures = _figures(study, out / "figures", days, users, learning, seed)
+    figures = _figures(study, out / "figures", days, users, learning, summary, seed)
     text = _markdown(study, out, days, users, summary, subgroups, detection, figures, prov)
     report = out / "report.md"
     tmp = out / ".report.md.partial"
@@ -100,7 +100,8 @@ def analyze(out: str | Path, *, seed: int = 0) -> Path:
 
 
 def _figures(
-    study: Study, folder: Path, days: pd.DataFrame, users: pd.DataFrame, learning: pd.DataFrame, seed: int
+    study: Study, folder: Path, days: pd.DataFrame, users: pd.DataFrame, learning: pd.DataFrame,
+    summary: pd.DataFrame, seed: int,
 ) -> dict[str, Path]:
     gains = stats.paired_gains(users, baseline=study.baseline)
     figs: dict[str, Path] = {}
@@ -125,7 +126,6 @@ def _figures(
     profile = stats.performance_profile(users, seed=seed)
     figs["performance_profiles"] = plots.performance_profiles(profile, folder / "performance_profiles")[0]
     if len(study.conditions) > 1:
-        summary = stats.summarize(users, baseline=study.baseline, seed=seed)
         figs["gain_vs_condition"] = plots.gain_vs_condition(
             summary, folder / "gain_vs_condition", xlabel=study.sweep
         )[0]
